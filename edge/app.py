@@ -1,0 +1,166 @@
+"""Builds the Starlette app from the settings: routes, Redis, rules, background reloads."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from typing import Any, AsyncIterator
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from edge import __version__, openapi
+from edge.auth import KeyRing
+from edge.clock import SystemClock
+from edge.config import DEMO_KEYS, Settings, load_settings
+from edge.http import admin, health, ingest, profiles
+from edge.http.common import error_response, json_response
+from edge.metrics import Metrics
+from edge.pipeline import Pipeline
+from edge.rulebook import Rulebook
+from edge.state import EdgeState
+from edge.store.profiles import ProfileStore
+
+log = logging.getLogger("kairos")
+
+ENV_CONFIG = "KAIROS_CONFIG"
+ENV_REDIS = "KAIROS_REDIS_URL"
+SINGLE_EVENT_TYPES = ("track", "page", "screen", "identify", "alias", "group")
+
+
+def routes() -> list[Route]:
+    table = [Route(f"/v1/{t}", ingest.single(t), methods=["POST"], name=f"ingest_{t}")
+             for t in SINGLE_EVENT_TYPES]
+    table += [
+        Route("/v1/batch", ingest.batch, methods=["POST"], name="ingest_batch"),
+        Route("/v1/{path:path}", ingest.preflight, methods=["OPTIONS"], name="cors_preflight"),
+        Route("/v1/profiles/{profile_id}", profiles.get_profile, methods=["GET"], name="get_profile"),
+        Route("/v1/profiles/{profile_id}", profiles.delete_profile, methods=["DELETE"],
+              name="delete_profile"),
+        Route("/v1/admin/reload", admin.reload_rules, methods=["POST"], name="reload_rules"),
+        Route("/healthz", health.healthz, methods=["GET"], name="healthz"),
+        Route("/readyz", health.readyz, methods=["GET"], name="readyz"),
+        Route("/metrics", health.metrics, methods=["GET"], name="metrics"),
+    ]
+    table.append(Route("/openapi.json", openapi_document, methods=["GET"], name="openapi"))
+    return table
+
+
+async def openapi_document(request: Request) -> Response:
+    """This document."""
+    return json_response(request.app.state.openapi)
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    return error_response(404, "not_found", f"no route {request.url.path}", field="path")
+
+
+async def method_not_allowed(request: Request, exc: Exception) -> Response:
+    return error_response(405, "method_not_allowed", f"{request.method} is not allowed here",
+                          field="method")
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s", request.url.path, exc_info=exc)
+    return error_response(500, "internal", "unexpected error; it has been logged")
+
+
+def create_app(settings: Settings, redis_url: str, clock: Any = None) -> Starlette:
+    metrics = Metrics()
+    rulebook = Rulebook(settings.rules_dir)
+    client = aioredis.from_url(redis_url, decode_responses=False, health_check_interval=30)
+    store = ProfileStore(client, settings)
+    pipeline = Pipeline(store, rulebook, metrics, clock or SystemClock())
+    origins = frozenset(o for site in settings.sites.values() for o in site.origins)
+    state = EdgeState(settings, KeyRing(settings), client, store, rulebook, pipeline, metrics,
+                      origins)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if _demo_keys_enabled(settings):
+            log.warning("the demo keys (demo, demo-secret) are enabled: anyone can use them. "
+                        "Replace them in %s/kairos.yaml before exposing this edge.",
+                        settings.config_dir)
+        try:
+            await store.batcher.load_scripts()
+            await store.register_aggregates(rulebook.active.layout)
+        except (RedisError, OSError) as exc:
+            log.error("Redis at %s is not reachable yet (%s); requests get 503 until it is",
+                      _redacted(redis_url), exc)
+        tasks = [asyncio.create_task(_watch_rule_files(state)),
+                 asyncio.create_task(_follow_reloads(state))]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await client.aclose()
+
+    app = Starlette(
+        routes=routes(),
+        lifespan=lifespan,
+        exception_handlers={404: not_found, 405: method_not_allowed, 500: server_error},
+    )
+    app.state.edge = state
+    app.state.openapi = openapi.build(app.routes, __version__)
+    return app
+
+
+def create_app_from_env() -> Starlette:
+    """Entry point for uvicorn workers: `kairos serve` passes the settings through the environment."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    settings = load_settings(os.environ.get(ENV_CONFIG, "config"))
+    return create_app(settings, os.environ[ENV_REDIS])
+
+
+def _demo_keys_enabled(settings: Settings) -> bool:
+    keys = {k for site in settings.sites.values() for k in site.write_keys}
+    return bool((keys | set(settings.secret_keys)) & DEMO_KEYS)
+
+
+def _redacted(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}{sep}{rest.rpartition('@')[2]}"
+
+
+async def _reload(state: EdgeState, why: str) -> None:
+    problems = state.rulebook.reload()
+    if not problems:
+        with contextlib.suppress(RedisError, OSError):
+            await state.store.register_aggregates(state.rulebook.active.layout)
+        log.info("rules reloaded (%s): version %s", why, state.rulebook.active.ruleset.version)
+
+
+async def _watch_rule_files(state: EdgeState) -> None:
+    """Reload when a rule file changes on disk."""
+    from watchfiles import awatch
+
+    rules_dir = state.rulebook.rules_dir
+    if not rules_dir.is_dir():
+        return
+    async for _changes in awatch(rules_dir, debounce=200, recursive=True):
+        await _reload(state, "files changed")
+
+
+async def _follow_reloads(state: EdgeState) -> None:
+    """Reload when another worker was asked to (POST /v1/admin/reload)."""
+    while True:
+        try:
+            pubsub = state.redis.pubsub()
+            await pubsub.subscribe(admin.RELOAD_CHANNEL)
+            async for message in pubsub.listen():
+                if message.get("type") != "message":
+                    continue
+                if message["data"].decode() != state.rulebook.active.ruleset.version:
+                    await _reload(state, "another worker reloaded")
+        except asyncio.CancelledError:
+            raise
+        except (RedisError, OSError):
+            await asyncio.sleep(1.0)

@@ -1,0 +1,137 @@
+"""Settings: the YAML configuration file, validated at load.
+
+Everything the edge reads from `config/kairos.yaml` is turned into frozen
+msgspec Structs here, so a typo is reported once, at start, with the path of the
+offending field, and the rest of the code can trust the values.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import msgspec
+import yaml
+
+CONFIG_FILE_NAME = "kairos.yaml"
+
+
+class Site(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: str = ""
+    write_keys: list[str] = []
+    origins: list[str] = []
+    user_hash_secret: str = ""
+    timezone: str = "UTC"
+
+
+class SecretKey(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    site: str
+    scopes: list[str] = []
+    journeys: list[str] = []
+
+
+class Limits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    max_body_bytes: int = 512 * 1024
+    max_batch_events: int = 500
+    max_depth: int = 8
+    max_properties: int = 200
+    max_string_length: int = 8192
+    max_id_length: int = 256
+
+
+class ProfileLimits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    anonymous_ttl_days: int = 90
+    max_traits: int = 200
+    recent_products: int = 20
+    recent_categories: int = 10
+    max_cart_items: int = 100
+    max_distinct_values: int = 500
+    dedupe_window_hours: int = 48
+    dedupe_max_ids: int = 2000
+    session_gap_minutes: int = 30
+
+
+class StreamSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    key: str = "kairos:events"
+    max_length: int = 1_000_000
+
+
+class RedisSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    deadline_ms: int = 1000
+
+
+class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    sites: dict[str, Site] = {}
+    secret_keys: dict[str, SecretKey] = {}
+    rules: str = "rules"
+    limits: Limits = Limits()
+    profiles: ProfileLimits = ProfileLimits()
+    stream: StreamSettings = StreamSettings()
+    redis: RedisSettings = RedisSettings()
+    # Filled in by load_settings, not read from the file.
+    config_dir: str = "."
+
+    @property
+    def rules_dir(self) -> Path:
+        return Path(self.config_dir) / self.rules
+
+
+KNOWN_SCOPES = frozenset({"ingest", "profiles:read", "profiles:delete", "admin", "journeys:enroll"})
+DEMO_KEYS = frozenset({"demo", "demo-secret"})
+
+
+class SettingsError(Exception):
+    """The configuration is invalid; the message names the file and the field."""
+
+
+def load_settings(config_dir: str | os.PathLike[str]) -> Settings:
+    config_dir = Path(config_dir)
+    path = config_dir / CONFIG_FILE_NAME
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise SettingsError(f"{path}: file not found") from None
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"{path}: {exc}") from None
+    try:
+        settings = msgspec.convert(raw, Settings)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(f"{path}: {exc}") from None
+    settings = msgspec.structs.replace(settings, config_dir=str(config_dir))
+    problems = validate(settings)
+    if problems:
+        raise SettingsError("\n".join(f"{path}: {p}" for p in problems))
+    return settings
+
+
+def validate(settings: Settings) -> list[str]:
+    """Cross-field checks msgspec cannot express."""
+    problems: list[str] = []
+    seen_keys: dict[str, str] = {}
+    for site_id, site in settings.sites.items():
+        for key in site.write_keys:
+            if key in seen_keys:
+                problems.append(f"sites.{site_id}.write_keys: key already used by {seen_keys[key]}")
+            seen_keys[key] = f"sites.{site_id}"
+        for origin in site.origins:
+            if not origin.startswith(("http://", "https://")) or origin.endswith("/"):
+                problems.append(
+                    f"sites.{site_id}.origins: {origin!r} must look like https://host[:port]"
+                )
+    for key, secret in settings.secret_keys.items():
+        label = f"secret_keys.{key if key in DEMO_KEYS else key[:4] + '…'}"
+        if key in seen_keys:
+            problems.append(f"{label}: key already used by {seen_keys[key]}")
+        seen_keys[key] = label
+        if secret.site not in settings.sites:
+            problems.append(f"{label}.site: unknown site {secret.site!r}")
+        for scope in secret.scopes:
+            if scope not in KNOWN_SCOPES:
+                problems.append(f"{label}.scopes: unknown scope {scope!r}")
+    for name, value in msgspec.structs.asdict(settings.limits).items():
+        if value <= 0:
+            problems.append(f"limits.{name}: must be positive")
+    for name, value in msgspec.structs.asdict(settings.profiles).items():
+        if value <= 0:
+            problems.append(f"profiles.{name}: must be positive")
+    return problems

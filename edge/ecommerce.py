@@ -1,0 +1,86 @@
+"""Segment's e-commerce events and what they change on a profile.
+
+The names follow Segment's E-commerce v2 spec, which SDKs and shops already send:
+"Product Viewed" feeds recently viewed products and categories, "Product Added"
+and "Product Removed" edit the cart, "Order Completed" empties it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+if TYPE_CHECKING:
+    from edge.normalize import Incoming
+
+PRODUCT_VIEWED = "Product Viewed"
+PRODUCT_ADDED = "Product Added"
+PRODUCT_REMOVED = "Product Removed"
+ORDER_COMPLETED = "Order Completed"
+CART_CLEARED = "Cart Cleared"
+
+ITEM_FIELDS = ("name", "price", "currency", "category", "brand", "url", "image_url", "variant")
+
+
+@dataclass(slots=True, frozen=True)
+class CartChange:
+    op: str  # "add" | "remove" | "clear"
+    product_id: str = ""
+    item_json: bytes = b""
+    quantity: int = 1
+
+
+def product_id_of(properties: dict[str, Any]) -> str:
+    for key in ("product_id", "sku", "id"):
+        value = properties.get(key)
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
+            return str(value)
+    return ""
+
+
+def _quantity(properties: dict[str, Any]) -> int:
+    value = properties.get("quantity", 1)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return 1
+    return max(1, min(int(value), 10_000))
+
+
+def apply(event_name: str, properties: dict[str, Any], incoming: "Incoming") -> None:
+    if event_name == PRODUCT_VIEWED:
+        incoming.product = product_id_of(properties)
+        category = properties.get("category")
+        if isinstance(category, str):
+            incoming.category = category
+    elif event_name == PRODUCT_ADDED:
+        product_id = product_id_of(properties)
+        if product_id:
+            item = {key: properties[key] for key in ITEM_FIELDS if key in properties}
+            item["product_id"] = product_id
+            incoming.cart = CartChange("add", product_id, orjson.dumps(item), _quantity(properties))
+    elif event_name == PRODUCT_REMOVED:
+        product_id = product_id_of(properties)
+        if product_id:
+            incoming.cart = CartChange("remove", product_id, b"", _quantity(properties))
+    elif event_name in (ORDER_COMPLETED, CART_CLEARED):
+        incoming.cart = CartChange("clear")
+
+
+def cart_from_fields(flat: list[bytes], updated_at: int | None) -> dict[str, Any]:
+    """Rebuild the cart from the Redis hash: item json per product, quantity under q:<id>."""
+    fields = dict(zip(flat[::2], flat[1::2]))
+    items = []
+    value = 0.0
+    for key, raw in fields.items():
+        if key.startswith(b"q:"):
+            continue
+        item = orjson.loads(raw)
+        quantity = int(fields.get(b"q:" + key, 1))
+        item["quantity"] = quantity
+        price = item.get("price")
+        if isinstance(price, (int, float)) and not isinstance(price, bool):
+            value += price * quantity
+        items.append(item)
+    items.sort(key=lambda item: item["product_id"])
+    return {"items": items, "value": round(value, 2), "updated_at": updated_at}

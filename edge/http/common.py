@@ -1,0 +1,71 @@
+"""Pieces every route module uses: JSON responses, errors, authentication, bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from edge.auth import AuthError, Caller
+from edge.wire import InputError
+
+JSON = "application/json"
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type=JSON, headers=headers)
+
+
+def error_response(status: int, error: str, reason: str, field: str | None = None,
+                   headers: dict[str, str] | None = None) -> Response:
+    body: dict[str, Any] = {"success": False, "error": error, "reason": reason}
+    if field is not None:
+        body["field"] = field
+    return json_response(body, status, headers)
+
+
+def input_error_response(exc: InputError) -> Response:
+    return json_response(exc.body(), exc.status)
+
+
+def auth_error_response(exc: AuthError) -> Response:
+    error = "unauthorized" if exc.status == 401 else "forbidden"
+    headers = {"WWW-Authenticate": 'Basic realm="kairos"'} if exc.status == 401 else None
+    return error_response(exc.status, error, exc.reason, headers=headers)
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The request body, refusing more than max_bytes without reading it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise InputError("Content-Length", "not a number")
+        if int(declared) > max_bytes:
+            raise InputError("body", f"larger than {max_bytes} bytes", status=413)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise InputError("body", f"larger than {max_bytes} bytes", status=413)
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    if not body:
+        raise InputError("body", "empty: expected a JSON object")
+    return body
+
+
+def check_json_content_type(request: Request) -> None:
+    """JSON, or JSON sent as text/plain (browsers skip the CORS preflight for that)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in ("", "application/json", "text/plain"):
+        raise InputError("Content-Type", "expected application/json or text/plain", status=415)
+
+
+def require_scope(caller: Caller, scope: str) -> None:
+    if caller.is_public:
+        raise AuthError(403, f"a public write key cannot do this; a secret key with scope {scope!r} can")
+    if not caller.may(scope):
+        raise AuthError(403, f"the key lacks scope {scope!r}")

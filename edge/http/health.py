@@ -1,0 +1,38 @@
+"""Liveness, readiness and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+
+from redis.exceptions import RedisError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from edge.http.common import json_response
+from edge.state import EdgeState
+
+
+async def healthz(request: Request) -> Response:
+    """The process is up."""
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """Ready when Redis answers and rules are loaded."""
+    state: EdgeState = request.app.state.edge
+    checks = {"rules": state.rulebook.active is not None, "redis": False}
+    try:
+        checks["redis"] = bool(await asyncio.wait_for(state.redis.ping(), 1.0))
+    except (RedisError, OSError, asyncio.TimeoutError):
+        pass
+    ready = all(checks.values())
+    ruleset = state.rulebook.active.ruleset
+    return json_response({"status": "ready" if ready else "unavailable", "checks": checks,
+                          "rules_version": ruleset.version}, 200 if ready else 503)
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics."""
+    state: EdgeState = request.app.state.edge
+    body, content_type = state.metrics.render()
+    return Response(body, media_type=content_type)

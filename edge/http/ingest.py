@@ -1,0 +1,183 @@
+"""Segment-compatible ingestion: /v1/track, page, screen, identify, alias, group, batch.
+
+Each single-event call answers with the person's decisions. A batch is
+checked whole before anything is written, so a bad event rejects the batch
+without half of it landing; its events are then applied person by person, in
+order for each person and concurrently across people.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import Any
+
+import msgspec
+from redis.exceptions import RedisError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from edge.auth import AuthError, Caller, origin_allowed
+from edge.http.common import (auth_error_response, check_json_content_type, error_response,
+                              input_error_response, json_response, read_body)
+from edge.normalize import Incoming, normalize
+from edge.pipeline import EMPTY_ANSWER, RequestInfo
+from edge.state import EdgeState
+from edge.store.profiles import StoreError
+from edge.wire import InputError, batch_decoder, event_decoder, field_from_validation_error
+
+RETRY_AFTER = {"Retry-After": "1"}
+
+
+def _authenticate(request: Request, state: EdgeState, body_key: str | None) -> Caller:
+    caller = state.keyring.authenticate(request.headers.get("authorization"), body_key)
+    if not caller.is_public and not caller.may("ingest"):
+        raise AuthError(403, "the key lacks scope 'ingest'")
+    if not origin_allowed(caller, request.headers.get("origin")):
+        raise AuthError(403, "this origin may not use this write key")
+    return caller
+
+
+def _decode(decoder: msgspec.json.Decoder, body: bytes) -> Any:
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        field, reason = field_from_validation_error(str(exc))
+        raise InputError(field, reason) from None
+    except msgspec.DecodeError as exc:
+        raise InputError("body", f"not valid JSON: {exc}") from None
+
+
+def _cors(request: Request, state: EdgeState, response: Response) -> Response:
+    origin = request.headers.get("origin")
+    if origin and origin in state.allowed_origins:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Allow-Credentials"] = "true"
+        response.headers["Vary"] = "Origin"
+    return response
+
+
+def _request_info(request: Request) -> RequestInfo:
+    headers = request.headers
+    return RequestInfo(user_agent=headers.get("user-agent"),
+                       country=headers.get("cf-ipcountry") or headers.get("x-country"))
+
+
+def single(event_type: str):
+    async def endpoint(request: Request) -> Response:
+        state: EdgeState = request.app.state.edge
+        route = f"/v1/{event_type}"
+        with state.metrics.latency.labels(route).time():
+            response = await _single(request, state, event_type)
+        state.metrics.requests.labels(route, str(response.status_code)).inc()
+        return _cors(request, state, response)
+
+    endpoint.__name__ = f"ingest_{event_type}"
+    endpoint.__doc__ = f"Ingest one {event_type} event and answer with the person's decisions."
+    return endpoint
+
+
+async def _single(request: Request, state: EdgeState, event_type: str) -> Response:
+    settings = state.settings
+    received = state.pipeline.clock.now_ms()
+    try:
+        check_json_content_type(request)
+        body = await read_body(request, settings.limits.max_body_bytes)
+        event = _decode(event_decoder, body)
+        caller = _authenticate(request, state, event.writeKey)
+        incoming = normalize(event, caller, settings.limits, received, forced_type=event_type)
+    except InputError as exc:
+        return input_error_response(exc)
+    except AuthError as exc:
+        return auth_error_response(exc)
+    try:
+        outcome = await asyncio.wait_for(
+            state.pipeline.handle(incoming, caller, _request_info(request)),
+            settings.redis.deadline_ms / 1000)
+    except (RedisError, OSError, asyncio.TimeoutError, StoreError) as exc:
+        return _unavailable(state, exc)
+    state.metrics.events.labels(event_type, "duplicate" if outcome.duplicate else "accepted").inc()
+    body: dict[str, Any] = {"success": True, "duplicate": outcome.duplicate, **outcome.answer}
+    if not caller.is_public:
+        body["profileId"] = outcome.profile_id
+    return json_response(body)
+
+
+def _unavailable(state: EdgeState, exc: BaseException) -> Response:
+    """503 with Retry-After, carrying empty decisions so a page shows its defaults."""
+    state.metrics.redis_errors.inc()
+    reason = f"the profile store did not answer in time ({type(exc).__name__}); retry"
+    return json_response({"success": False, "error": "unavailable", "reason": reason,
+                          **EMPTY_ANSWER}, 503, RETRY_AFTER)
+
+
+async def batch(request: Request) -> Response:
+    """Ingest up to limits.max_batch_events events of any type; idempotent by messageId."""
+    state: EdgeState = request.app.state.edge
+    with state.metrics.latency.labels("/v1/batch").time():
+        response = await _batch(request, state)
+    state.metrics.requests.labels("/v1/batch", str(response.status_code)).inc()
+    return _cors(request, state, response)
+
+
+async def _batch(request: Request, state: EdgeState) -> Response:
+    settings = state.settings
+    received = state.pipeline.clock.now_ms()
+    try:
+        check_json_content_type(request)
+        body = await read_body(request, settings.limits.max_body_bytes)
+        payload = _decode(batch_decoder, body)
+        caller = _authenticate(request, state, payload.writeKey)
+        if not payload.batch:
+            raise InputError("batch", "empty: expected at least one event")
+        if len(payload.batch) > settings.limits.max_batch_events:
+            raise InputError("batch", f"more than {settings.limits.max_batch_events} events")
+        incoming = [
+            normalize(event, caller, settings.limits, received, path=f"batch[{i}]",
+                      batch_sent_at=payload.sentAt)
+            for i, event in enumerate(payload.batch)
+        ]
+    except InputError as exc:
+        return input_error_response(exc)
+    except AuthError as exc:
+        return auth_error_response(exc)
+
+    by_person: dict[str, list[Incoming]] = defaultdict(list)
+    for item in incoming:
+        by_person[item.primary].append(item)
+    info = _request_info(request)
+
+    async def run(items: list[Incoming]) -> int:
+        duplicates = 0
+        for item in items:
+            outcome = await state.pipeline.handle(item, caller, info)
+            duplicates += outcome.duplicate
+        return duplicates
+
+    try:
+        counts = await asyncio.wait_for(asyncio.gather(*(run(v) for v in by_person.values())),
+                                        settings.redis.deadline_ms / 1000 * 5)
+    except (RedisError, OSError, asyncio.TimeoutError, StoreError) as exc:
+        # Some events may have landed; a retry of the same batch is counted once.
+        return _unavailable(state, exc)
+    duplicates = sum(counts)
+    state.metrics.events.labels("batch", "accepted").inc(len(incoming) - duplicates)
+    return json_response({"success": True, "accepted": len(incoming) - duplicates,
+                          "duplicates": duplicates})
+
+
+async def preflight(request: Request) -> Response:
+    """CORS preflight for browsers posting JSON to the ingest routes."""
+    state: EdgeState = request.app.state.edge
+    origin = request.headers.get("origin")
+    if not origin or origin not in state.allowed_origins:
+        return error_response(403, "forbidden", "origin not allowed")
+    return Response(status_code=204, headers={
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Allow-Credentials": "true",
+        "Access-Control-Allow-Methods": "POST, OPTIONS",
+        "Access-Control-Allow-Headers": "Authorization, Content-Type",
+        "Access-Control-Max-Age": "600",
+        "Vary": "Origin",
+    })
+

@@ -1,0 +1,100 @@
+"""The OpenAPI document, generated from the routing table and the wire schemas.
+
+Built from the same list of routes the app mounts, so a route cannot exist
+without being documented.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from starlette.routing import Route
+
+from edge.wire import Batch, Event
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "success": {"const": False},
+        "error": {"type": "string"},
+        "field": {"type": "string", "description": "the offending field, as a path"},
+        "reason": {"type": "string"},
+    },
+    "required": ["success", "error", "reason"],
+}
+DECISIONS_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "success": {"type": "boolean"},
+        "duplicate": {"type": "boolean", "description": "the messageId was seen before"},
+        "slots": {"type": "object", "additionalProperties": {"type": "object"}},
+        "messages": {"type": "array", "items": {"type": "object"}},
+        "push": {"type": "array", "items": {"type": "object"}},
+        "segments": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+def build(routes: list[Route], version: str) -> dict[str, Any]:
+    _, components = msgspec.json.schema_components(
+        [Event, Batch], ref_template="#/components/schemas/{name}")
+    components["Error"] = ERROR_SCHEMA
+    components["Decisions"] = DECISIONS_SCHEMA
+    paths: dict[str, Any] = {}
+    for route in routes:
+        methods = sorted(m for m in (route.methods or ()) if m != "HEAD")
+        for method in methods:
+            op = _operation(route, method)
+            paths.setdefault(route.path, {})[method.lower()] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Kairos Edge", "version": version,
+                 "description": "Real-time personalization edge: Segment-compatible ingestion "
+                                "answered with decisions."},
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "writeKey": {"type": "http", "scheme": "basic",
+                             "description": "The key as user name, empty password (Segment's way)."},
+                "bearer": {"type": "http", "scheme": "bearer"},
+            },
+        },
+    }
+
+
+def _operation(route: Route, method: str) -> dict[str, Any]:
+    doc = (route.endpoint.__doc__ or "").strip()
+    op: dict[str, Any] = {
+        "operationId": f"{method.lower()}_{route.name}",
+        "summary": doc.splitlines()[0] if doc else route.name,
+        "responses": {"200": {"description": "OK"}},
+    }
+    if route.path.startswith("/v1/") and method != "OPTIONS":
+        op["security"] = [{"writeKey": []}, {"bearer": []}]
+        op["responses"]["401"] = _error("missing or unknown key")
+        op["responses"]["403"] = _error("the key may not do this")
+    if method == "POST" and route.path.startswith("/v1/") and route.path != "/v1/admin/reload":
+        schema = "Batch" if route.path == "/v1/batch" else "Event"
+        op["requestBody"] = {"required": True, "content": {
+            "application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}},
+            "text/plain": {"schema": {"$ref": f"#/components/schemas/{schema}"}},
+        }}
+        op["responses"]["200"] = {"description": "accepted", "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Decisions"}}}}
+        op["responses"]["400"] = _error("bad input: the field and the reason")
+        op["responses"]["413"] = _error("body too large")
+        op["responses"]["503"] = _error("the profile store did not answer; retry after Retry-After")
+    if route.path.startswith("/v1/profiles/"):
+        op["parameters"] = [{"name": "profile_id", "in": "path", "required": True,
+                             "schema": {"type": "string"},
+                             "description": "profile id or identifier kind:value"}]
+        op["responses"]["404"] = _error("no profile for this identifier")
+    if route.path == "/v1/admin/reload":
+        op["responses"]["422"] = _error("the rules on disk are invalid; the running ones stay")
+    return op
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}

@@ -1,0 +1,63 @@
+"""Loads, checks and hot-swaps the compiled ruleset.
+
+A reload builds the new ruleset completely before swapping one reference, so
+a request in flight finishes with the ruleset it started with and no request
+ever sees half of a reload. A ruleset that fails to load leaves the running
+one in place.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import rules
+from edge.store.profiles import AggregateLayout
+
+log = logging.getLogger("kairos.rules")
+
+RULE_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveRules:
+    ruleset: rules.Ruleset
+    layout: AggregateLayout
+    index: dict[str, int]  # aggregate id -> position in the layout
+
+
+def read_documents(rules_dir: Path) -> list[tuple[str, str]]:
+    """(name relative to the config folder, text) for every rule file, in a stable order."""
+    if not rules_dir.is_dir():
+        return []
+    files = sorted(p for p in rules_dir.rglob("*") if p.suffix in RULE_SUFFIXES and p.is_file())
+    base = rules_dir.parent
+    return [(str(p.relative_to(base)), p.read_text(encoding="utf-8")) for p in files]
+
+
+def build(documents: list[tuple[str, str]]) -> ActiveRules:
+    ruleset = rules.load_ruleset(documents)
+    layout = AggregateLayout.of(ruleset.aggregates)
+    return ActiveRules(ruleset, layout, {a: i for i, a in enumerate(layout.ids)})
+
+
+class Rulebook:
+    def __init__(self, rules_dir: Path) -> None:
+        self.rules_dir = rules_dir
+        self.active = build(read_documents(rules_dir))
+
+    def reload(self) -> list[rules.Problem]:
+        """Swap in the rules on disk; returns the problems (and keeps the old rules) if any."""
+        try:
+            candidate = build(read_documents(self.rules_dir))
+        except rules.RulesInvalid as invalid:
+            for problem in invalid.problems:
+                log.error("rules not reloaded: %s", problem)
+            return list(invalid.problems)
+        if candidate.ruleset.version != self.active.ruleset.version:
+            log.info("rules reloaded: version %s, %d rules, %d segments",
+                     candidate.ruleset.version, candidate.ruleset.rule_count,
+                     candidate.ruleset.segment_count)
+        self.active = candidate
+        return []

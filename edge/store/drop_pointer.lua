@@ -1,0 +1,8 @@
+-- Remove a pointer {p:<identifier>} -> profile, but only if it still points
+-- where the caller saw it point (the profile it names no longer exists).
+-- KEYS: 1 the pointer; ARGV: 1 the profile id it should name
+if redis.call('HGET', KEYS[1], '->') == ARGV[1] and redis.call('HLEN', KEYS[1]) == 1 then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0

@@ -1,0 +1,31 @@
+-- Attach an identifier to a profile: {p:<identifier>} becomes a pointer to it.
+-- KEYS: 1 the identifier's own key {p:<identifier>}, then the profile's keys:
+--       2 profile hash, 3 seen, 4 recent products, 5 recent categories,
+--       6 identifiers, 7 traits, 8 cart
+-- ARGV: 1 identifier, 2 profile id, 3 user id to record ("" if the identifier is not one)
+-- Returns {"linked"} | {"moved", target} | {"missing"} | {"conflict", other profile id}
+--         | {"other_user", user id the profile already has}
+local stub, prof, ids = KEYS[1], KEYS[2], KEYS[6]
+local ident, target, uid = ARGV[1], ARGV[2], ARGV[3]
+
+local moved = redis.call('HGET', prof, '->')
+if moved then return {'moved', moved} end
+if redis.call('HEXISTS', prof, 'id') == 0 then return {'missing'} end
+if uid ~= '' then
+  local existing = redis.call('HGET', prof, 'uid')
+  if existing and existing ~= uid then return {'other_user', existing} end
+end
+
+if stub ~= prof then
+  local current = redis.call('HGET', stub, '->')
+  if current and current ~= target then return {'conflict', current} end
+  if not current and redis.call('HEXISTS', stub, 'id') == 1 then return {'conflict', ident} end
+  redis.call('HSET', stub, '->', target)
+end
+redis.call('SADD', ids, ident)
+if uid ~= '' then redis.call('HSET', prof, 'uid', uid) end
+if redis.call('HEXISTS', prof, 'uid') == 1 then
+  -- a known customer's profile no longer expires like an anonymous one
+  for i = 2, 8 do if i ~= 3 then redis.call('PERSIST', KEYS[i]) end end
+end
+return {'linked'}

@@ -1,0 +1,126 @@
+-- Merge profile S into profile T atomically. Nothing counted is lost or counted
+-- twice: per-bucket counts and sums add up, distinct values keep their newest
+-- bucket, "last" keeps the newer value, and S becomes a pointer to T.
+-- KEYS: S then T, each: profile hash, seen, recent products, recent categories,
+--       identifiers, traits, cart, then its aggregate hashes (n of each).
+-- ARGV: 1 S id, 2 T id, 3 number of aggregates n, 4 limits (as in event.lua),
+--       then n aggregate specs "kind:bucket_ms:n_buckets"
+-- Returns {"merged"} | {"moved", which ("S"|"T"), target} | {"missing", which}
+local n = tonumber(ARGV[3])
+local width = 7 + n
+local function keys_of(offset)
+  local k = {}
+  for i = 1, width do k[i] = KEYS[offset + i] end
+  return k
+end
+local S, T = keys_of(0), keys_of(width)
+local s_id, t_id = ARGV[1], ARGV[2]
+if s_id == t_id then return {'merged'} end
+
+for label, k in pairs({S = S, T = T}) do
+  local moved = redis.call('HGET', k[1], '->')
+  if moved then return {'moved', label, moved} end
+  if redis.call('HEXISTS', k[1], 'id') == 0 then return {'missing', label} end
+end
+
+local limits = {}
+for v in string.gmatch(ARGV[4], '[^,]+') do limits[#limits + 1] = tonumber(v) end
+local anon_ttl, max_traits, rp_cap, rc_cap, cart_cap, distinct_cap,
+      dedupe_ms, dedupe_max = unpack(limits)
+
+-- profile fields
+local s = redis.call('HMGET', S[1], 'fs', 'ls', 'v', 'n', 'uid', 'cu', 'tg', 'claim')
+local t = redis.call('HMGET', T[1], 'fs', 'ls', 'v', 'n', 'uid', 'cu', 'tg', 'claim')
+local function num(x) return tonumber(x) or 0 end
+redis.call('HSET', T[1], 'fs', math.min(num(s[1]), num(t[1])), 'ls', math.max(num(s[2]), num(t[2])),
+  'v', num(s[3]) + num(t[3]), 'n', num(s[4]) + num(t[4]))
+if not t[5] and s[5] then redis.call('HSET', T[1], 'uid', s[5]) end
+if s[6] and num(s[6]) > num(t[6]) then redis.call('HSET', T[1], 'cu', s[6]) end
+if s[8] and not t[8] then redis.call('HSET', T[1], 'claim', s[8]) end
+if s[7] then
+  local tags, seen_tag = {}, {}
+  for _, list in ipairs({t[7] or '[]', s[7]}) do
+    for _, tag in ipairs(cjson.decode(list)) do
+      if not seen_tag[tag] then seen_tag[tag] = true; tags[#tags + 1] = tag end
+    end
+  end
+  if #tags > 0 then redis.call('HSET', T[1], 'tg', cjson.encode(tags)) end
+end
+redis.call('HDEL', T[1], 'sg')  -- segments are recomputed on the next event
+
+-- message ids seen, so a retry after the merge is still recognised
+redis.call('ZUNIONSTORE', T[2], 2, T[2], S[2], 'AGGREGATE', 'MAX')
+local over = redis.call('ZCARD', T[2]) - dedupe_max
+if over > 0 then redis.call('ZREMRANGEBYRANK', T[2], 0, over - 1) end
+if redis.call('EXISTS', T[2]) == 1 then redis.call('PEXPIRE', T[2], dedupe_ms) end
+
+-- recent lists: the survivor's order first, then the other's new entries
+for idx, cap in pairs({[3] = rp_cap, [4] = rc_cap}) do
+  local have = {}
+  for _, x in ipairs(redis.call('LRANGE', T[idx], 0, -1)) do have[x] = true end
+  for _, x in ipairs(redis.call('LRANGE', S[idx], 0, -1)) do
+    if not have[x] then redis.call('RPUSH', T[idx], x); have[x] = true end
+  end
+  redis.call('LTRIM', T[idx], 0, cap - 1)
+end
+
+-- identifiers: the survivor answers for all of them, S's own id included
+redis.call('SUNIONSTORE', T[5], T[5], S[5])
+redis.call('SADD', T[5], s_id)
+
+-- traits: the survivor's values win, the other's fill the gaps
+local st = redis.call('HGETALL', S[6])
+for i = 1, #st, 2 do
+  if redis.call('HLEN', T[6]) < max_traits then redis.call('HSETNX', T[6], st[i], st[i + 1]) end
+end
+
+-- cart: items only S has are carried over with their quantity
+local sc = redis.call('HGETALL', S[7])
+for i = 1, #sc, 2 do
+  local field = sc[i]
+  if string.sub(field, 1, 2) ~= 'q:' and redis.call('HEXISTS', T[7], field) == 0
+     and redis.call('HLEN', T[7]) < 2 * cart_cap then
+    redis.call('HSET', T[7], field, sc[i + 1], 'q:' .. field, redis.call('HGET', S[7], 'q:' .. field) or 1)
+  end
+end
+
+-- aggregates
+for i = 1, n do
+  local kind, bucket, nb = string.match(ARGV[4 + i], '^(%a+):(%d+):(%d+)$')
+  local sk, tk = S[7 + i], T[7 + i]
+  local flat = redis.call('HGETALL', sk)
+  if #flat > 0 then
+    if kind == 'count' then
+      for j = 1, #flat, 2 do redis.call('HINCRBY', tk, flat[j], flat[j + 1]) end
+    elseif kind == 'sum' then
+      for j = 1, #flat, 2 do redis.call('HINCRBYFLOAT', tk, flat[j], flat[j + 1]) end
+    elseif kind == 'distinct' then
+      for j = 1, #flat, 2 do
+        local old = redis.call('HGET', tk, flat[j])
+        if old then
+          if tonumber(old) < tonumber(flat[j + 1]) then redis.call('HSET', tk, flat[j], flat[j + 1]) end
+        elseif redis.call('HLEN', tk) < distinct_cap then
+          redis.call('HSET', tk, flat[j], flat[j + 1])
+        end
+      end
+    elseif kind == 'last' then
+      local st_, sv = redis.call('HGET', sk, 't'), redis.call('HGET', sk, 'v')
+      local tt = redis.call('HGET', tk, 't')
+      if st_ and (not tt or tonumber(tt) < tonumber(st_)) then redis.call('HSET', tk, 't', st_, 'v', sv) end
+    end
+    redis.call('PEXPIRE', tk, (tonumber(nb) + 1) * tonumber(bucket))
+  end
+end
+
+-- S becomes a pointer to T
+for i = 1, width do redis.call('DEL', S[i]) end
+redis.call('HSET', S[1], '->', t_id)
+
+if redis.call('HEXISTS', T[1], 'uid') == 1 then
+  for i = 1, 7 do if i ~= 2 then redis.call('PERSIST', T[i]) end end
+else
+  for i = 1, 7 do
+    if redis.call('EXISTS', T[i]) == 1 then redis.call('PEXPIRE', T[i], i == 2 and dedupe_ms or anon_ttl) end
+  end
+end
+return {'merged'}

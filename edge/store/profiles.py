@@ -1,0 +1,343 @@
+"""The profile store: every Redis operation on a person, behind plain async methods.
+
+Identifier resolution is optimistic: a process-local map remembers where each
+identifier was last found. Merges only ever move an identifier forward, so a
+stale entry costs one extra round trip (the script answers "moved") and never
+a wrong answer.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import orjson
+import redis.asyncio as aioredis
+
+from edge import ecommerce
+from edge.config import Settings
+from edge.normalize import Incoming
+from edge.store import keys as K
+from edge.store.batcher import ScriptBatcher
+from edge.store.scripts import DROP_POINTER, EVENT, LINK, MERGE
+
+MAX_HOPS = 16
+
+
+class StoreError(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class AggregateLayout:
+    """The aggregates the loaded rules need, in script order."""
+
+    ids: tuple[str, ...]
+    specs: tuple[str, ...]  # "kind:bucket_ms:n_buckets"
+    kinds: tuple[str, ...]
+
+    @classmethod
+    def of(cls, aggregates: Sequence[Any]) -> "AggregateLayout":
+        return cls(
+            ids=tuple(a.id for a in aggregates),
+            specs=tuple(f"{a.kind}:{a.bucket_ms}:{a.window_ms // a.bucket_ms}" for a in aggregates),
+            kinds=tuple(a.kind for a in aggregates),
+        )
+
+
+EMPTY_LAYOUT = AggregateLayout((), (), ())
+
+
+class IdentityCache:
+    """identifier -> profile id it was last found in; bounded, least recently used out."""
+
+    def __init__(self, size: int = 100_000) -> None:
+        self.size = size
+        self._map: OrderedDict[str, str] = OrderedDict()
+
+    def get(self, identifier: str) -> str:
+        found = self._map.get(identifier)
+        if found is None:
+            return identifier
+        self._map.move_to_end(identifier)
+        return found
+
+    def put(self, identifier: str, profile_id: str) -> None:
+        if identifier == profile_id:
+            self._map.pop(identifier, None)
+            return
+        self._map[identifier] = profile_id
+        self._map.move_to_end(identifier)
+        if len(self._map) > self.size:
+            self._map.popitem(last=False)
+
+    def forget(self, identifier: str) -> None:
+        self._map.pop(identifier, None)
+
+
+class ProfileStore:
+    def __init__(self, client: aioredis.Redis, settings: Settings) -> None:
+        self.client = client
+        self.batcher = ScriptBatcher(client)
+        self.settings = settings
+        self.stream_key = settings.stream.key
+        self.cache = IdentityCache()
+        p = settings.profiles
+        self.limits_arg = ",".join(str(v) for v in (
+            p.anonymous_ttl_days * 86_400_000, p.max_traits, p.recent_products,
+            p.recent_categories, p.max_cart_items, p.max_distinct_values,
+            p.dedupe_window_hours * 3_600_000, p.dedupe_max_ids,
+            p.session_gap_minutes * 60_000, settings.stream.max_length,
+        ))
+
+    # -- events -----------------------------------------------------------------------------
+
+    async def apply_event(self, incoming: Incoming, layout: AggregateLayout,
+                          updates: Sequence[str], now_ms: int) -> tuple[str, list[Any]]:
+        """Run the event script on the canonical profile; returns (status, reply)."""
+        args = self._event_args(incoming, layout, updates, now_ms)
+        return await self._run_event(incoming.primary, layout, args)
+
+    async def read(self, identifier: str, layout: AggregateLayout, now_ms: int) -> list[Any] | None:
+        args = ["read", "", now_ms, now_ms, "", "", "", "", "", "", "", "", "", "", 0,
+                self.limits_arg, "", len(layout.ids)]
+        for spec in layout.specs:
+            args += [spec, ""]
+        status, reply = await self._run_event(identifier, layout, args, create=False)
+        return reply if status == "ok" else None
+
+    async def _run_event(self, identifier: str, layout: AggregateLayout, args: list[Any],
+                         create: bool = True) -> tuple[str, list[Any]]:
+        profile_id = self.cache.get(identifier)
+        for _ in range(MAX_HOPS):
+            args[1] = identifier if (create and profile_id == identifier) else ""
+            keys = K.profile_keys(profile_id, layout.ids)
+            keys.insert(7, self.stream_key)
+            reply = await self.batcher.call(EVENT, keys, args)
+            status = reply[0].decode()
+            if status == "moved":
+                profile_id = reply[1].decode()
+                continue
+            if status == "stale":
+                # The cached or pointed-to profile was erased: start again from the identifier.
+                self.cache.forget(identifier)
+                if profile_id != identifier:
+                    await self.batcher.call(DROP_POINTER, [K.profile_key(identifier)], [profile_id])
+                profile_id = identifier
+                continue
+            if status == "missing":
+                return status, reply
+            self.cache.put(identifier, profile_id)
+            return status, reply
+        raise StoreError(f"identifier {identifier!r} did not resolve within {MAX_HOPS} hops")
+
+    def _event_args(self, incoming: Incoming, layout: AggregateLayout, updates: Sequence[str],
+                    now_ms: int) -> list[Any]:
+        cart = incoming.cart
+        args: list[Any] = [
+            "event", "", now_ms, incoming.ts_ms, incoming.message_id, orjson.dumps(incoming.event),
+            _pairs(incoming.traits_set), _pairs(incoming.traits_set_once),
+            "\0".join(incoming.traits_unset),
+            incoming.product, incoming.category,
+            cart.op if cart else "", cart.product_id if cart else "",
+            cart.item_json if cart else "", cart.quantity if cart else 0,
+            self.limits_arg, incoming.claim or "", len(layout.ids),
+        ]
+        for spec, update in zip(layout.specs, updates):
+            args += [spec, update]
+        return args
+
+    # -- identity -----------------------------------------------------------------------------
+
+    async def resolve(self, identifier: str) -> str | None:
+        """The canonical profile id for an identifier, or None if it has none yet."""
+        profile_id = self.cache.get(identifier)
+        for _ in range(MAX_HOPS):
+            pointer, exists = await self.client.hmget(K.profile_key(profile_id), "->", "id")
+            if pointer is not None:
+                profile_id = pointer.decode()
+                continue
+            if exists is None:
+                if profile_id != identifier:
+                    self.cache.forget(identifier)
+                    profile_id = identifier
+                    continue
+                return None
+            self.cache.put(identifier, profile_id)
+            return profile_id
+        raise StoreError(f"identifier {identifier!r} did not resolve within {MAX_HOPS} hops")
+
+    async def link(self, identifier: str, profile_id: str, user_id: str | None,
+                   layout: AggregateLayout) -> str | None:
+        """Join an identifier to a profile, merging when it already has a profile of its own.
+
+        Returns the canonical profile id afterwards, or None when the profile
+        already belongs to another customer (a shared device): two customers
+        are never merged by an identify.
+        """
+        for _ in range(MAX_HOPS):
+            keys = [K.profile_key(identifier), *K.profile_keys(profile_id, ())]
+            reply = await self.batcher.call(LINK, keys, [identifier, profile_id, user_id or ""])
+            status = reply[0].decode()
+            if status == "linked":
+                self.cache.put(identifier, profile_id)
+                return profile_id
+            if status == "moved":
+                profile_id = reply[1].decode()
+                continue
+            if status == "other_user":
+                return None
+            if status == "missing":
+                raise StoreError(f"profile {profile_id!r} vanished while linking")
+            other = await self.resolve(reply[1].decode())
+            if other is None or other == profile_id:
+                continue
+            survivor = await self.merge(other, profile_id, layout)
+            if survivor is None:
+                return None
+            profile_id = survivor
+        raise StoreError(f"linking {identifier!r} did not settle within {MAX_HOPS} tries")
+
+    async def merge(self, a: str, b: str, layout: AggregateLayout,
+                    force: bool = False) -> str | None:
+        """Merge two profiles; the survivor is chosen deterministically. Returns it.
+
+        Two profiles that belong to different customers are left apart (None)
+        unless `force` (an explicit alias from a trusted server) says otherwise.
+        """
+        for _ in range(MAX_HOPS):
+            if a == b:
+                return a
+            uid_a, uid_b = await self._user_ids(a, b)
+            if uid_a and uid_b and uid_a != uid_b and not force:
+                return None
+            survivor, merged = choose_survivor(a, uid_a, b, uid_b)
+            keys = [*K.profile_keys(merged, layout.ids), *K.profile_keys(survivor, layout.ids)]
+            args = [merged, survivor, len(layout.ids), self.limits_arg, *layout.specs]
+            reply = await self.batcher.call(MERGE, keys, args)
+            status = reply[0].decode()
+            if status == "merged":
+                self.cache.put(merged, survivor)
+                return survivor
+            if status == "moved":
+                target = reply[2].decode()
+                if (reply[1] == b"S") == (merged == a):
+                    a = target
+                else:
+                    b = target
+                continue
+            # one side vanished (erased meanwhile): whichever remains is the answer
+            return survivor if reply[1] == b"S" else merged
+        raise StoreError(f"merging {a!r} and {b!r} did not settle within {MAX_HOPS} tries")
+
+    async def _user_ids(self, a: str, b: str) -> tuple[str | None, str | None]:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hget(K.profile_key(a), "uid")
+        pipe.hget(K.profile_key(b), "uid")
+        ua, ub = await pipe.execute()
+        return (ua.decode() if ua else None), (ub.decode() if ub else None)
+
+    # -- effects ------------------------------------------------------------------------------
+
+    async def write_effects(self, profile_id: str, segments: list[str] | None,
+                            traits: dict[str, Any], tags: list[str] | None) -> None:
+        key = K.profile_key(profile_id)
+        pipe = self.client.pipeline(transaction=False)
+        if segments is not None:
+            pipe.hset(key, "sg", orjson.dumps(segments))
+        if tags is not None:
+            pipe.hset(key, "tg", orjson.dumps(tags))
+        if traits:
+            pipe.hset(key + ":t", mapping={k: orjson.dumps(v) for k, v in traits.items()})
+        await pipe.execute()
+
+    async def register_aggregates(self, layout: AggregateLayout) -> None:
+        """Remember every aggregate id ever maintained, so erasure can find its keys."""
+        if layout.ids:
+            await self.client.sadd(K.AGGREGATE_REGISTRY, *layout.ids)
+
+    # -- reading and erasing ------------------------------------------------------------------
+
+    async def identifiers(self, profile_id: str) -> list[str]:
+        members = await self.client.smembers(K.profile_key(profile_id) + ":ids")
+        return sorted(m.decode() for m in members)
+
+    async def erase(self, profile_id: str, layout: AggregateLayout) -> dict[str, int]:
+        """Delete every key of the person, every identifier pointing to it, and its events."""
+        identifiers = set(await self.identifiers(profile_id)) | {profile_id}
+        deleted_keys = 0
+        for identifier in identifiers:
+            base = K.profile_key(identifier)
+            names = [base, *(base + s for s in K.SUFFIXES)]
+            names += [base + ":g:" + a.decode() for a in await self.client.smembers(K.AGGREGATE_REGISTRY)]
+            deleted_keys += await self.client.delete(*names)
+            self.cache.forget(identifier)
+        deleted_events = await self._erase_events(identifiers)
+        return {"identifiers": len(identifiers), "keys": deleted_keys, "events": deleted_events}
+
+    async def _erase_events(self, profile_ids: set[str]) -> int:
+        wanted = {p.encode() for p in profile_ids}
+        deleted = 0
+        cursor = "-"
+        while True:
+            entries = await self.client.xrange(self.stream_key, min=cursor, max="+", count=1000)
+            if not entries:
+                return deleted
+            doomed = [entry_id for entry_id, fields in entries if fields.get(b"p") in wanted]
+            if doomed:
+                deleted += await self.client.xdel(self.stream_key, *doomed)
+            last = entries[-1][0].decode()
+            cursor = "(" + last
+            if len(entries) < 1000:
+                return deleted
+
+
+def choose_survivor(a: str, uid_a: str | None, b: str, uid_b: str | None) -> tuple[str, str]:
+    """(survivor, merged): a profile with a customer id beats an anonymous one; then the smaller id."""
+    rank_a = (uid_a is None, a)
+    rank_b = (uid_b is None, b)
+    return (a, b) if rank_a <= rank_b else (b, a)
+
+
+def _pairs(values: dict[str, Any]) -> bytes:
+    if not values:
+        return b""
+    parts: list[bytes] = []
+    for name, value in values.items():
+        parts.append(name.encode())
+        parts.append(orjson.dumps(value))
+    return b"\0".join(parts)
+
+
+def decode_snapshot(reply: list[Any], layout: AggregateLayout) -> dict[str, Any]:
+    """The event script's reply as the profile dict the rules read."""
+    _status, fields, traits_flat, cart_flat, recent_products, recent_categories, values = reply
+    pid, fs, ls, visits, events, uid, segments, tags, cart_updated, claim = fields
+    traits = {traits_flat[i].decode(): orjson.loads(traits_flat[i + 1])
+              for i in range(0, len(traits_flat), 2)}
+    aggregates: dict[str, Any] = {}
+    for agg_id, kind, raw in zip(layout.ids, layout.kinds, values):
+        if kind == "count" or kind == "distinct":
+            aggregates[agg_id] = int(raw)
+        elif kind == "sum":
+            aggregates[agg_id] = float(raw)
+        else:
+            aggregates[agg_id] = orjson.loads(raw) if raw else None
+    return {
+        "id": pid.decode(),
+        "traits": traits,
+        "tags": orjson.loads(tags) if tags else [],
+        "segments": orjson.loads(segments) if segments else [],
+        "aggregates": aggregates,
+        "cart": ecommerce.cart_from_fields(cart_flat, int(cart_updated) if cart_updated else None),
+        "recent_products": [p.decode() for p in recent_products],
+        "recent_categories": [c.decode() for c in recent_categories],
+        "first_seen": int(fs) if fs else None,
+        "last_seen": int(ls) if ls else None,
+        "visits": int(visits) if visits else 0,
+        "events": int(events) if events else 0,
+        "verified": bool(uid),
+        "user_id": uid.decode() if uid else None,
+        "unverified_claim": claim.decode() if claim else None,
+    }

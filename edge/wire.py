@@ -1,0 +1,75 @@
+"""What crosses HTTP: msgspec schemas for Segment-compatible events and our answers.
+
+The field names are Segment's HTTP Tracking API, so existing analytics SDKs
+work unchanged. Unknown fields are ignored (SDKs add their own metadata).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+EVENT_TYPES = ("track", "page", "screen", "identify", "alias", "group")
+
+# Segment allows numeric ids; we keep them as given and turn them into strings.
+Id = str | int | None
+
+
+class Event(msgspec.Struct, omit_defaults=True):
+    type: str | None = None
+    messageId: Id = None
+    anonymousId: Id = None
+    userId: Id = None
+    previousId: Id = None
+    groupId: Id = None
+    event: str | None = None
+    name: str | None = None
+    category: str | None = None
+    properties: dict[str, Any] | None = None
+    traits: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    integrations: dict[str, Any] | None = None
+    timestamp: datetime | None = None
+    originalTimestamp: datetime | None = None
+    sentAt: datetime | None = None
+    writeKey: str | None = None
+
+
+class Batch(msgspec.Struct, omit_defaults=True):
+    batch: list[Event]
+    sentAt: datetime | None = None
+    context: dict[str, Any] | None = None
+    integrations: dict[str, Any] | None = None
+    writeKey: str | None = None
+
+
+event_decoder = msgspec.json.Decoder(Event)
+batch_decoder = msgspec.json.Decoder(Batch)
+any_decoder = msgspec.json.Decoder()
+encoder = msgspec.json.Encoder()
+
+
+class InputError(Exception):
+    """Bad input, answered with 4xx and a JSON body naming the field and the reason."""
+
+    def __init__(self, field: str, reason: str, status: int = 400) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+        self.status = status
+
+    def body(self) -> dict[str, Any]:
+        return {"success": False, "error": "invalid_request", "field": self.field,
+                "reason": self.reason}
+
+
+def field_from_validation_error(message: str) -> tuple[str, str]:
+    """Split msgspec's "Expected `str`, got `int` - at `$.batch[0].userId`" into parts."""
+    reason, sep, where = message.rpartition(" - at `")
+    if not sep:
+        return "body", message
+    path = where.rstrip("`")
+    path = path[2:] if path.startswith("$.") else path.lstrip("$") or "body"
+    return path, reason

@@ -1,0 +1,161 @@
+"""Every class of bad input gets a 4xx JSON error naming the field and the reason."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from tests.support import PUBLIC_KEY, READ_ONLY_KEY, SECRET_KEY, basic
+
+
+def error(r, status: int, field: str | None = None):
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert body["success"] is False
+    assert body["reason"]
+    if field is not None:
+        assert body["field"] == field, body
+    return body
+
+
+def raw(edge, path: str, content: bytes, key: str = SECRET_KEY, content_type: str = "application/json"):
+    return edge.http.post(path, content=content, headers={**basic(key), "Content-Type": content_type})
+
+
+def test_not_json(edge):
+    error(raw(edge, "/v1/track", b"{nope"), 400, "body")
+
+
+def test_empty_body(edge):
+    error(raw(edge, "/v1/track", b""), 400, "body")
+
+
+def test_body_not_an_object(edge):
+    error(raw(edge, "/v1/track", b"[1,2]"), 400)
+
+
+def test_wrong_type_names_the_field(edge):
+    body = error(edge.post("/v1/track", {"event": 5, "anonymousId": "x"}), 400, "event")
+    assert "str" in body["reason"]
+
+
+def test_bad_timestamp(edge):
+    error(edge.post("/v1/track", {"event": "E", "anonymousId": "x", "timestamp": "yesterday"}), 400, "timestamp")
+
+
+def test_missing_event_name(edge):
+    error(edge.post("/v1/track", {"anonymousId": "x"}), 400, "event")
+
+
+def test_missing_ids(edge):
+    error(edge.post("/v1/track", {"event": "E"}), 400, "userId")
+
+
+def test_alias_needs_previous_id(edge):
+    error(edge.post("/v1/alias", {"userId": "u"}), 400, "previousId")
+
+
+def test_group_needs_group_id(edge):
+    error(edge.post("/v1/group", {"userId": "u"}), 400, "groupId")
+
+
+def test_body_too_large(edge):
+    big = orjson.dumps({"event": "E", "anonymousId": "x", "properties": {"s": "x" * 70_000}})
+    error(raw(edge, "/v1/track", big), 413, "body")
+
+
+def test_too_deep(edge):
+    nested: dict = {}
+    cur = nested
+    for _ in range(8):
+        cur["a"] = {}
+        cur = cur["a"]
+    body = error(edge.post("/v1/track", {"event": "E", "anonymousId": "x", "properties": nested}), 400)
+    assert body["field"].startswith("properties.a")
+    assert "nested deeper" in body["reason"]
+
+
+def test_too_many_properties(edge):
+    props = {f"k{i}": i for i in range(41)}
+    body = error(edge.post("/v1/track", {"event": "E", "anonymousId": "x", "properties": props}), 400, "properties")
+    assert "more than 40 keys" in body["reason"]
+
+
+def test_string_too_long(edge):
+    body = error(edge.post("/v1/track", {"event": "E", "anonymousId": "x", "properties": {"s": "y" * 501}}),
+                 400, "properties.s")
+    assert "longer than 500" in body["reason"]
+
+
+def test_id_too_long_and_control_characters(edge):
+    error(edge.post("/v1/track", {"event": "E", "anonymousId": "x" * 101}), 400, "anonymousId")
+    error(edge.post("/v1/track", {"event": "E", "anonymousId": "a\nb"}), 400, "anonymousId")
+
+
+def test_unknown_type_in_batch_names_the_index(edge, redis_client):
+    batch = {"batch": [{"type": "track", "event": "E", "anonymousId": "ok"},
+                       {"type": "explode", "anonymousId": "x"}]}
+    error(edge.post("/v1/batch", batch), 400, "batch[1].type")
+    # nothing of the rejected batch was written
+    assert redis_client.xlen("kairos:events") == 0
+
+
+def test_bad_field_deep_in_batch(edge):
+    batch = {"batch": [{"type": "track", "event": "E", "anonymousId": "ok"},
+                       {"type": "track", "event": "E", "userId": True}]}
+    error(edge.post("/v1/batch", batch), 400, "batch[1].userId")
+
+
+def test_batch_too_large_and_empty(edge):
+    error(edge.post("/v1/batch", {"batch": []}), 400, "batch")
+    many = {"batch": [{"type": "track", "event": "E", "anonymousId": "x"}] * 51}
+    error(edge.post("/v1/batch", many), 400, "batch")
+
+
+def test_unsupported_content_type(edge):
+    error(raw(edge, "/v1/track", b"event=E", content_type="application/x-www-form-urlencoded"),
+          415, "Content-Type")
+
+
+def test_missing_and_unknown_key(edge):
+    r = edge.http.post("/v1/track", json={"event": "E", "anonymousId": "x"})
+    error(r, 401)
+    error(edge.post("/v1/track", {"event": "E", "anonymousId": "x"}, key="nope"), 401)
+
+
+def test_origin_not_allowed_for_public_key(edge):
+    r = edge.post("/v1/track", {"event": "E", "anonymousId": "x"}, PUBLIC_KEY, Origin="http://evil.test")
+    error(r, 403)
+
+
+def test_public_key_cannot_read_or_delete_profiles(edge):
+    edge.track("E", anonymousId="p1")
+    error(edge.profile("anon:p1", key=PUBLIC_KEY), 403)
+    error(edge.http.delete("/v1/profiles/anon:p1", headers=basic(PUBLIC_KEY)), 403)
+
+
+def test_scopes_are_enforced(edge):
+    edge.track("E", anonymousId="p2")
+    assert edge.profile("anon:p2", key=READ_ONLY_KEY).status_code == 200
+    error(edge.http.delete("/v1/profiles/anon:p2", headers=basic(READ_ONLY_KEY)), 403)
+    error(edge.track("E", key=READ_ONLY_KEY, anonymousId="p2"), 403)
+    error(edge.http.post("/v1/admin/reload", headers=basic(READ_ONLY_KEY)), 403)
+
+
+def test_unsigned_user_id_from_browser_needs_anonymous_id(edge):
+    error(edge.post("/v1/track", {"event": "E", "userId": "u"}, PUBLIC_KEY), 400, "anonymousId")
+
+
+def test_unknown_route_and_method(edge):
+    error(edge.http.get("/v1/nothing"), 404)
+    error(edge.http.get("/v1/track"), 405)
+
+
+def test_profile_not_found(edge):
+    error(edge.profile("user:ghost"), 404, "id")
+
+
+@pytest.mark.parametrize("payload", [b"null", b"1", b'"s"', b"{\"properties\": []}"])
+def test_odd_json_never_500(edge, payload):
+    r = raw(edge, "/v1/track", payload)
+    assert 400 <= r.status_code < 500

@@ -1,0 +1,118 @@
+"""Profile read and erasure, reloads, health, metrics, OpenAPI."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+
+from tests.support import RULES_YAML, SECRET_KEY, basic
+
+
+def test_erase_removes_every_key_identity_and_event(edge, redis_client):
+    edge.track("Product Viewed", anonymousId="e-anon", properties={"category": "shoes", "product_id": "p"})
+    edge.post("/v1/identify", {"userId": "e-user", "anonymousId": "e-anon",
+                               "traits": {"email": "e@x.io", "first_name": "Eve"}})
+    edge.track("Product Added", userId="e-user", properties={"product_id": "p", "price": 1})
+    edge.track("Product Viewed", anonymousId="other", properties={"category": "bags"})
+    assert redis_client.xlen("kairos:events") == 4
+
+    r = edge.http.delete("/v1/profiles/user:e-user", headers=basic(SECRET_KEY))
+    assert r.status_code == 200, r.text
+    assert r.json()["events"] == 3
+    for identifier in ("user:e-user", "anon:e-anon"):
+        assert edge.profile(identifier).status_code == 404
+    remaining = [k.decode() for k in redis_client.scan_iter("{p:*")]
+    assert remaining and all(k.startswith("{p:anon:other}") for k in remaining)
+    entries = redis_client.xrange("kairos:events")
+    assert len(entries) == 1 and entries[0][1][b"p"] == b"anon:other"
+    # the same visitor coming back starts from nothing
+    edge.track("Product Viewed", anonymousId="e-anon", properties={"category": "shoes"})
+    profile = edge.profile("anon:e-anon").json()
+    assert profile["events"] == 1 and profile["traits"] == {}
+
+
+def test_admin_reload_swaps_rules(edge):
+    rules_file = edge.config_dir / "rules" / "test.yaml"
+    rules_file.write_text(RULES_YAML.replace("<p>Welcome</p>", "<p>Welcome v2</p>"))
+    r = edge.http.post("/v1/admin/reload", headers=basic(SECRET_KEY))
+    assert r.status_code == 200, r.text
+    assert r.json()["rules"] == 5
+    r = edge.post("/v1/page", {"anonymousId": "rl"})
+    assert r.json()["slots"]["hero"]["html"] == "<p>Welcome v2</p>"
+
+
+def test_invalid_rules_keep_the_running_ones(edge):
+    rules_file = edge.config_dir / "rules" / "test.yaml"
+    rules_file.write_text(RULES_YAML.replace("when: traits.first_name != null", "when: traits.first_name !="))
+    r = edge.http.post("/v1/admin/reload", headers=basic(SECRET_KEY))
+    assert r.status_code == 422
+    problems = r.json()["problems"]
+    assert problems and problems[0].startswith("rules/test.yaml:")
+    r = edge.post("/v1/page", {"anonymousId": "keep"})
+    assert r.json()["slots"]["hero"]["html"] == "<p>Welcome</p>"
+
+
+def test_rules_reload_when_files_change(edge):
+    rules_file = edge.config_dir / "rules" / "test.yaml"
+    rules_file.write_text(RULES_YAML.replace("<p>Welcome</p>", "<p>Hot</p>"))
+    deadline = time.monotonic() + 10
+    html = None
+    while time.monotonic() < deadline:
+        html = edge.post("/v1/page", {"anonymousId": "hot"}).json()["slots"]["hero"]["html"]
+        if html == "<p>Hot</p>":
+            break
+        time.sleep(0.1)
+    assert html == "<p>Hot</p>"
+
+
+def test_health_ready_metrics(edge):
+    assert edge.http.get("/healthz").json() == {"status": "ok"}
+    ready = edge.http.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"] == {"rules": True, "redis": True}
+    edge.post("/v1/page", {"anonymousId": "m"})
+    text = edge.http.get("/metrics").text
+    assert 'kairos_requests_total{route="/v1/page",status="200"} 1.0' in text
+    assert "kairos_request_seconds_bucket" in text
+    assert "kairos_rule_evaluation_seconds_count 1.0" in text
+    assert "kairos_redis_errors_total 0.0" in text
+
+
+def test_openapi_lists_every_route(edge):
+    doc = edge.http.get("/openapi.json").json()
+    assert doc["openapi"].startswith("3.")
+    for route in edge.app.routes:
+        assert route.path in doc["paths"], route.path
+        for method in route.methods - {"HEAD"}:
+            assert method.lower() in doc["paths"][route.path]
+    assert "Event" in doc["components"]["schemas"]
+    assert doc["paths"]["/v1/track"]["post"]["requestBody"]
+
+
+def test_redis_down_answers_503_with_empty_decisions(redis_url, tmp_path):
+    from edge.store.embedded import EmbeddedRedis
+    from tests.support import LiveEdge, write_config
+
+    doomed = EmbeddedRedis(tmp_path / "doomed", persistent=False)
+    doomed.start()
+    with LiveEdge(write_config(tmp_path / "config"), doomed.url) as live:
+        assert live.post("/v1/page", {"anonymousId": "x"}).status_code == 200
+        doomed.stop()
+        started = time.monotonic()
+        r = live.post("/v1/page", {"anonymousId": "x"})
+        assert time.monotonic() - started < 3
+        assert r.status_code == 503
+        assert r.headers["retry-after"] == "1"
+        body = r.json()
+        assert body["slots"] == {} and body["messages"] == []
+        assert live.http.get("/readyz").status_code == 503
+        metrics = live.http.get("/metrics").text
+        assert "kairos_redis_errors_total 1.0" in metrics
+
+
+def test_stream_payload_is_the_normalized_event(edge, redis_client):
+    edge.track("Signed Up", anonymousId="sp", properties={"plan": "pro"}, messageId="sp-1")
+    (_, fields), = redis_client.xrange("kairos:events")
+    event = orjson.loads(fields[b"e"])
+    assert event["event"] == "Signed Up" and event["properties"] == {"plan": "pro"}
+    assert event["site"] == "shop" and event["timestamp"] == edge.clock.now_ms()
