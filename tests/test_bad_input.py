@@ -147,7 +147,7 @@ def test_unsigned_user_id_from_browser_needs_anonymous_id(edge):
 
 
 def test_unknown_route_and_method(edge):
-    error(edge.http.get("/v1/nothing"), 404)
+    error(edge.http.get("/nothing"), 404, "path")
     error(edge.http.get("/v1/track"), 405)
 
 
@@ -159,3 +159,17 @@ def test_profile_not_found(edge):
 def test_odd_json_never_500(edge, payload):
     r = raw(edge, "/v1/track", payload)
     assert 400 <= r.status_code < 500
+
+
+def test_gzip_body_accepted_and_bomb_refused(edge):
+    import gzip
+
+    body = gzip.compress(orjson.dumps({"event": "Zipped", "anonymousId": "gz"}))
+    r = edge.http.post("/v1/track", content=body, headers={**basic(SECRET_KEY), "Content-Encoding": "gzip",
+                                                           "Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+    bomb = gzip.compress(b"{" + b" " * 200_000 + b"}")
+    r = edge.http.post("/v1/track", content=bomb, headers={**basic(SECRET_KEY), "Content-Encoding": "gzip"})
+    error(r, 413, "body")
+    r = edge.http.post("/v1/track", content=b"not gzip", headers={**basic(SECRET_KEY), "Content-Encoding": "gzip"})
+    error(r, 400, "body")

@@ -2,7 +2,9 @@
 -- KEYS: 1 the identifier's own key {p:<identifier>}, then the profile's keys:
 --       2 profile hash, 3 seen, 4 recent products, 5 recent categories,
 --       6 identifiers, 7 traits, 8 cart
--- ARGV: 1 identifier, 2 profile id, 3 user id to record ("" if the identifier is not one)
+-- ARGV: 1 identifier, 2 profile id, 3 user id to record ("" if the identifier is not one),
+--       4 a pointer value the caller found to lead to this same profile (through
+--         merges since), which may be shortened to point straight at it, or ""
 -- Returns {"linked"} | {"moved", target} | {"missing"} | {"conflict", other profile id}
 --         | {"other_user", user id the profile already has}
 local stub, prof, ids = KEYS[1], KEYS[2], KEYS[6]
@@ -18,7 +20,7 @@ end
 
 if stub ~= prof then
   local current = redis.call('HGET', stub, '->')
-  if current and current ~= target then return {'conflict', current} end
+  if current and current ~= target and current ~= ARGV[4] then return {'conflict', current} end
   if not current and redis.call('HEXISTS', stub, 'id') == 1 then return {'conflict', ident} end
   redis.call('HSET', stub, '->', target)
 end

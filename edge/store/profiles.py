@@ -176,9 +176,11 @@ class ProfileStore:
         already belongs to another customer (a shared device): two customers
         are never merged by an identify.
         """
+        same_profile_pointer = ""
         for _ in range(MAX_HOPS):
             keys = [K.profile_key(identifier), *K.profile_keys(profile_id, ())]
-            reply = await self.batcher.call(LINK, keys, [identifier, profile_id, user_id or ""])
+            args = [identifier, profile_id, user_id or "", same_profile_pointer]
+            reply = await self.batcher.call(LINK, keys, args)
             status = reply[0].decode()
             if status == "linked":
                 self.cache.put(identifier, profile_id)
@@ -190,8 +192,12 @@ class ProfileStore:
                 return None
             if status == "missing":
                 raise StoreError(f"profile {profile_id!r} vanished while linking")
-            other = await self.resolve(reply[1].decode())
+            pointer = reply[1].decode()
+            other = await self.resolve(pointer)
             if other is None or other == profile_id:
+                # The identifier points at a profile merged into this one (or erased):
+                # let the next try point it straight here.
+                same_profile_pointer = pointer
                 continue
             survivor = await self.merge(other, profile_id, layout)
             if survivor is None:
