@@ -82,7 +82,10 @@ def serve_command(args: argparse.Namespace) -> int:
     os.environ[ENV_REDIS] = redis_url
     metrics_dir = None
     if args.workers > 1:
-        metrics_dir = tempfile.TemporaryDirectory(prefix="kairos-metrics-")
+        # Metrics files are written on every request: keep them in memory where possible.
+        shm = Path("/dev/shm")
+        metrics_dir = tempfile.TemporaryDirectory(prefix="kairos-metrics-",
+                                                  dir=str(shm) if shm.is_dir() else None)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir.name
     try:
         uvicorn.run("edge.app:create_app_from_env", factory=True, host=args.host, port=args.port,

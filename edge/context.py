@@ -19,7 +19,21 @@ def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+_DEVICE_CACHE: dict[str, dict[str, str]] = {}
+_DEVICE_CACHE_SIZE = 4096
+
+
 def device_from_user_agent(user_agent: str) -> dict[str, str]:
+    """Device type and OS from a User-Agent; remembered, since a few agents make most traffic."""
+    found = _DEVICE_CACHE.get(user_agent)
+    if found is None:
+        if len(_DEVICE_CACHE) >= _DEVICE_CACHE_SIZE:
+            _DEVICE_CACHE.clear()
+        found = _DEVICE_CACHE[user_agent] = _parse_user_agent(user_agent)
+    return found
+
+
+def _parse_user_agent(user_agent: str) -> dict[str, str]:
     if _BOT.search(user_agent):
         kind = "bot"
     elif _TABLET.search(user_agent):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +22,7 @@ from edge.config import Limits
 from edge.wire import EVENT_TYPES, Event, InputError
 
 SET_ONCE_KEY = "$set_once"
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f]")
 UNSET_KEY = "$unset"
 
 
@@ -83,7 +85,7 @@ def _id(value: Any, path: str, limits: Limits) -> str | None:
         raise InputError(path, "must not be empty")
     if len(text) > limits.max_id_length:
         raise InputError(path, f"longer than {limits.max_id_length} characters")
-    if any(ord(ch) < 32 for ch in text):
+    if _CONTROL_CHARACTERS.search(text):
         raise InputError(path, "contains control characters")
     return text
 

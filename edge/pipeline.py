@@ -38,13 +38,13 @@ class RequestInfo:
     country: str | None = None
 
 
-def encode_update(kind: str, value: Any) -> str | bytes:
+def encode_update(kind: str, value: Any) -> str:
     if kind == "count":
         return "1"
     if kind == "sum":
         return repr(float(value))
     if kind == "last":
-        return orjson.dumps(value)
+        return orjson.dumps(value).decode()
     return str(value)
 
 
@@ -64,9 +64,9 @@ class Pipeline:
         joins = bool(incoming.links or incoming.merge_from)
         joined_before = await self._join(incoming, active) if joins else None
 
-        updates: list[str | bytes] = [""] * len(layout.ids)
+        updates: list[Any] = []
         for spec, value in active.ruleset.aggregate_updates(incoming.event):
-            updates[active.index[spec.id]] = encode_update(spec.kind, value)
+            updates += (active.index[spec.id] + 1, encode_update(spec.kind, value))
         status, reply = await self.store.apply_event(incoming, layout, updates, now)
 
         if joins and joined_before is None:

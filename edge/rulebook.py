@@ -27,11 +27,15 @@ class ActiveRules:
     index: dict[str, int]  # aggregate id -> position in the layout
 
 
-def read_documents(rules_dir: Path) -> list[tuple[str, str]]:
-    """(name relative to the config folder, text) for every rule file, in a stable order."""
+def rule_files(rules_dir: Path) -> list[Path]:
     if not rules_dir.is_dir():
         return []
-    files = sorted(p for p in rules_dir.rglob("*") if p.suffix in RULE_SUFFIXES and p.is_file())
+    return sorted(p for p in rules_dir.rglob("*") if p.suffix in RULE_SUFFIXES and p.is_file())
+
+
+def read_documents(rules_dir: Path) -> list[tuple[str, str]]:
+    """(name relative to the config folder, text) for every rule file, in a stable order."""
+    files = rule_files(rules_dir)
     base = rules_dir.parent
     return [(str(p.relative_to(base)), p.read_text(encoding="utf-8")) for p in files]
 
@@ -46,6 +50,17 @@ class Rulebook:
     def __init__(self, rules_dir: Path) -> None:
         self.rules_dir = rules_dir
         self.active = build(read_documents(rules_dir))
+
+    def fingerprint(self) -> tuple[tuple[str, int, int], ...]:
+        """Names, modification times and sizes of the rule files: changes when any file does."""
+        found = []
+        for path in rule_files(self.rules_dir):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            found.append((str(path), stat.st_mtime_ns, stat.st_size))
+        return tuple(found)
 
     def reload(self) -> list[rules.Problem]:
         """Swap in the rules on disk; returns the problems (and keeps the old rules) if any."""

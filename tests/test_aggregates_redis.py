@@ -7,6 +7,7 @@ returns must equal rules.aggregates.brute_force over the same history.
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 import redis
@@ -15,9 +16,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from edge.config import Settings
 from edge.normalize import Incoming
 from edge.pipeline import encode_update
-from edge.store import keys as K
 from edge.store.profiles import AggregateLayout, ProfileStore, decode_snapshot
-from edge.store.scripts import EVENT
 from rules.aggregates import AggregateSpec, brute_force, bucket_ms_for
 
 MINUTE = 60_000
@@ -29,31 +28,19 @@ def spec_for(kind: str, window_ms: int) -> AggregateSpec:
                          bucket_ms=bucket_ms_for(window_ms))
 
 
-class SyncScript:
-    """Calls the event script exactly as the store does, through a synchronous client."""
-
-    def __init__(self, url: str, layout: AggregateLayout) -> None:
-        self.client = redis.Redis.from_url(url)
-        self.store = ProfileStore(None, Settings())  # only its argument encoding is used
-        self.layout = layout
-        self.keys = K.profile_keys("anon:prop", layout.ids)
-        self.keys.insert(7, "kairos:events")
-
-    def call(self, args: list) -> list:
-        args[1] = "anon:prop"
-        return self.client.evalsha(EVENT.sha, len(self.keys), *self.keys, *args)
-
-    def event(self, ts: int, now: int, updates: list, n: int) -> None:
-        incoming = Incoming(event={"type": "track"}, message_id=f"m{n}", ts_ms=ts, primary="anon:prop")
-        self.call(self.store._event_args(incoming, self.layout, updates, now))
-
-    def read(self, now: int) -> dict:
-        args = ["read", "", now, now, "", "", "", "", "", "", "", "", "", "", 0,
-                self.store.limits_arg, "", len(self.layout.ids)]
-        for spec in self.layout.specs:
-            args += [spec, ""]
-        reply = self.call(args)
-        return decode_snapshot(reply, self.layout)["aggregates"]
+async def replay(url: str, layout: AggregateLayout, arrivals: list[tuple[int, int, list]],
+                 query_now: int) -> dict:
+    """Send each event through the real store at its arrival time, then read the windows."""
+    store = ProfileStore(None, Settings(), url)
+    try:
+        for n, (ts, now, updates) in enumerate(arrivals):
+            incoming = Incoming(event={"type": "track"}, message_id=f"m{n}", ts_ms=ts,
+                                primary="anon:prop")
+            await store.apply_event(incoming, layout, updates, now)
+        reply = await store.read("anon:prop", layout, query_now)
+        return decode_snapshot(reply, layout)["aggregates"]
+    finally:
+        store.batcher.close()
 
 
 values = st.one_of(st.sampled_from(["shoes", "bags", "hats", "x"]), st.integers(-5, 50),
@@ -71,27 +58,28 @@ values = st.one_of(st.sampled_from(["shoes", "bags", "hats", "x"]), st.integers(
 def test_windowed_aggregates_equal_brute_force(redis_url, window, start, steps, query_after):
     specs = [spec_for(kind, window) for kind in ("count", "sum", "distinct", "last")]
     layout = AggregateLayout.of(specs)
-    script = SyncScript(redis_url, layout)
-    script.client.flushall()
-    script.client.script_load(EVENT.source)
+    client = redis.Redis.from_url(redis_url)
+    client.flushall()
+    client.close()
 
     now = start
     history: dict[str, list[tuple[int, object]]] = {s.id: [] for s in specs}
-    for n, (advance, age, value) in enumerate(steps):
+    arrivals = []
+    for advance, age, value in steps:
         now += advance
         ts = now - age  # possibly out of order, possibly older than the window
         numeric = float(value) if isinstance(value, (int, float)) else 1.0
-        updates = []
-        for spec in specs:
+        updates: list = []
+        for position, spec in enumerate(specs, start=1):
             v = numeric if spec.kind == "sum" else str(value) if spec.kind == "distinct" else value
             in_window = ts // spec.bucket_ms > now // spec.bucket_ms - spec.n_buckets
             if in_window:  # what the edge records; older events are outside every later window too
                 history[spec.id].append((ts, v))
-            updates.append(encode_update(spec.kind, v))
-        script.event(ts, now, updates, n)
+            updates += (position, encode_update(spec.kind, v))
+        arrivals.append((ts, now, updates))
 
     query_now = now + query_after
-    got = script.read(query_now)
+    got = asyncio.run(replay(redis_url, layout, arrivals, query_now))
     for spec in specs:
         expected = brute_force(spec, history[spec.id], query_now)
         if spec.kind == "sum":

@@ -32,3 +32,38 @@ def profile_keys(profile_id: str, aggregate_ids: Sequence[str]) -> list[str]:
     """Profile hash, seen ids, recent products, recent categories, identifiers, traits, cart, aggregates."""
     base = profile_key(profile_id)
     return [base, *(base + s for s in SUFFIXES), *(base + ":g:" + a for a in aggregate_ids)]
+
+
+class EventKeys:
+    """Packs the event script's keys as RESP: the profile's seven, the stream, the aggregates.
+
+    Every key but the stream is the profile's tag plus a fixed suffix, so the
+    RESP bytes for all of them are one template per tag length, filled with one
+    `%` operation instead of formatting each key.
+    """
+
+    def __init__(self, aggregate_ids: Sequence[str], stream_key: str) -> None:
+        self.suffixes = [b"", *(s.encode() for s in SUFFIXES), None,
+                         *((":g:" + a).encode() for a in aggregate_ids)]
+        self.stream = stream_key.encode()
+        self.count = len(self.suffixes)
+        self._templates: dict[int, bytes] = {}
+
+    def pack(self, profile_id: str) -> bytes:
+        tag = profile_key(profile_id).encode()
+        template = self._templates.get(len(tag))
+        if template is None:
+            template = self._template(len(tag))
+        return template % ((tag,) * (self.count - 1))
+
+    def _template(self, tag_length: int) -> bytes:
+        parts = []
+        for suffix in self.suffixes:
+            if suffix is None:
+                parts.append(b"$%d\r\n%b\r\n" % (len(self.stream), self.stream.replace(b"%", b"%%")))
+            else:
+                parts.append(b"$%d\r\n%%b%b\r\n" % (tag_length + len(suffix), suffix.replace(b"%", b"%%")))
+        if len(self._templates) > 64:
+            self._templates.clear()
+        template = self._templates[tag_length] = b"".join(parts)
+        return template

@@ -28,6 +28,6 @@ redis.call('SADD', ids, ident)
 if uid ~= '' then redis.call('HSET', prof, 'uid', uid) end
 if redis.call('HEXISTS', prof, 'uid') == 1 then
   -- a known customer's profile no longer expires like an anonymous one
-  for i = 2, 8 do if i ~= 3 then redis.call('PERSIST', KEYS[i]) end end
+  for i = 2, 8 do redis.call('PERSIST', KEYS[i]) end
 end
 return {'linked'}

@@ -52,7 +52,6 @@ redis.call('HDEL', T[1], 'sg')  -- segments are recomputed on the next event
 redis.call('ZUNIONSTORE', T[2], 2, T[2], S[2], 'AGGREGATE', 'MAX')
 local over = redis.call('ZCARD', T[2]) - dedupe_max
 if over > 0 then redis.call('ZREMRANGEBYRANK', T[2], 0, over - 1) end
-if redis.call('EXISTS', T[2]) == 1 then redis.call('PEXPIRE', T[2], dedupe_ms) end
 
 -- recent lists: the survivor's order first, then the other's new entries
 for idx, cap in pairs({[3] = rp_cap, [4] = rc_cap}) do
@@ -117,10 +116,10 @@ for i = 1, width do redis.call('DEL', S[i]) end
 redis.call('HSET', S[1], '->', t_id)
 
 if redis.call('HEXISTS', T[1], 'uid') == 1 then
-  for i = 1, 7 do if i ~= 2 then redis.call('PERSIST', T[i]) end end
+  for i = 1, 7 do redis.call('PERSIST', T[i]) end
 else
   for i = 1, 7 do
-    if redis.call('EXISTS', T[i]) == 1 then redis.call('PEXPIRE', T[i], i == 2 and dedupe_ms or anon_ttl) end
+    if redis.call('EXISTS', T[i]) == 1 then redis.call('PEXPIRE', T[i], anon_ttl) end
   end
 end
 return {'merged'}

@@ -8,10 +8,12 @@ a wrong answer.
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import msgspec
 import orjson
 import redis.asyncio as aioredis
 
@@ -34,19 +36,23 @@ class AggregateLayout:
     """The aggregates the loaded rules need, in script order."""
 
     ids: tuple[str, ...]
-    specs: tuple[str, ...]  # "kind:bucket_ms:n_buckets"
     kinds: tuple[str, ...]
+    bucket_ms: tuple[int, ...]
+    n_buckets: tuple[int, ...]
 
     @classmethod
     def of(cls, aggregates: Sequence[Any]) -> "AggregateLayout":
         return cls(
             ids=tuple(a.id for a in aggregates),
-            specs=tuple(f"{a.kind}:{a.bucket_ms}:{a.window_ms // a.bucket_ms}" for a in aggregates),
             kinds=tuple(a.kind for a in aggregates),
+            bucket_ms=tuple(a.bucket_ms for a in aggregates),
+            n_buckets=tuple(a.window_ms // a.bucket_ms for a in aggregates),
         )
 
-
-EMPTY_LAYOUT = AggregateLayout((), (), ())
+    @property
+    def specs(self) -> tuple[str, ...]:
+        """"kind:bucket_ms:n_buckets" per aggregate, as the merge script takes them."""
+        return tuple(f"{k}:{b}:{n}" for k, b, n in zip(self.kinds, self.bucket_ms, self.n_buckets))
 
 
 class IdentityCache:
@@ -77,44 +83,56 @@ class IdentityCache:
 
 
 class ProfileStore:
-    def __init__(self, client: aioredis.Redis, settings: Settings) -> None:
+    def __init__(self, client: aioredis.Redis, settings: Settings, url: str) -> None:
         self.client = client
-        self.batcher = ScriptBatcher(client)
+        self.batcher = ScriptBatcher(url)
         self.settings = settings
         self.stream_key = settings.stream.key
         self.cache = IdentityCache()
         p = settings.profiles
-        self.limits_arg = ",".join(str(v) for v in (
+        self.limits = [
             p.anonymous_ttl_days * 86_400_000, p.max_traits, p.recent_products,
             p.recent_categories, p.max_cart_items, p.max_distinct_values,
             p.dedupe_window_hours * 3_600_000, p.dedupe_max_ids,
             p.session_gap_minutes * 60_000, settings.stream.max_length,
-        ))
+        ]
+        self.limits_arg = ",".join(str(v) for v in self.limits)
+        self._layout_cache: dict[AggregateLayout, tuple[bytes, K.EventKeys]] = {}
 
     # -- events -----------------------------------------------------------------------------
 
     async def apply_event(self, incoming: Incoming, layout: AggregateLayout,
-                          updates: Sequence[str], now_ms: int) -> tuple[str, list[Any]]:
-        """Run the event script on the canonical profile; returns (status, reply)."""
-        args = self._event_args(incoming, layout, updates, now_ms)
-        return await self._run_event(incoming.primary, layout, args)
+                          updates: Sequence[Any], now_ms: int) -> tuple[str, list[Any]]:
+        """Run the event script on the canonical profile; returns (status, reply).
+
+        `updates` is flat: aggregate position (1-based), value, position, value, ...
+        """
+        cart = incoming.cart
+        fields: list[Any] = [
+            # Redis's Lua msgpack predates the bin type: bytes travel as text.
+            "event", "", now_ms, incoming.ts_ms, incoming.message_id,
+            orjson.dumps(incoming.event).decode(),
+            _flat(incoming.traits_set), _flat(incoming.traits_set_once), incoming.traits_unset,
+            incoming.product, incoming.category,
+            cart.op if cart else "", cart.product_id if cart else "",
+            cart.item_json.decode() if cart else "", cart.quantity if cart else 0,
+            incoming.claim or "", updates,
+        ]
+        return await self._run_event(incoming.primary, layout, fields)
 
     async def read(self, identifier: str, layout: AggregateLayout, now_ms: int) -> list[Any] | None:
-        args = ["read", "", now_ms, now_ms, "", "", "", "", "", "", "", "", "", "", 0,
-                self.limits_arg, "", len(layout.ids)]
-        for spec in layout.specs:
-            args += [spec, ""]
-        status, reply = await self._run_event(identifier, layout, args, create=False)
+        fields = ["read", "", now_ms, now_ms, "", "", [], [], [], "", "", "", "", "", 0, "", []]
+        status, reply = await self._run_event(identifier, layout, fields, create=False)
         return reply if status == "ok" else None
 
-    async def _run_event(self, identifier: str, layout: AggregateLayout, args: list[Any],
+    async def _run_event(self, identifier: str, layout: AggregateLayout, fields: list[Any],
                          create: bool = True) -> tuple[str, list[Any]]:
         profile_id = self.cache.get(identifier)
+        static, event_keys = self._per_layout(layout)
         for _ in range(MAX_HOPS):
-            args[1] = identifier if (create and profile_id == identifier) else ""
-            keys = K.profile_keys(profile_id, layout.ids)
-            keys.insert(7, self.stream_key)
-            reply = await self.batcher.call(EVENT, keys, args)
+            fields[1] = identifier if (create and profile_id == identifier) else ""
+            reply = await self.batcher.call_with_packed_keys(
+                EVENT, event_keys.pack(profile_id), event_keys.count, (_msgpack(fields), static))
             status = reply[0].decode()
             if status == "moved":
                 profile_id = reply[1].decode()
@@ -132,21 +150,16 @@ class ProfileStore:
             return status, reply
         raise StoreError(f"identifier {identifier!r} did not resolve within {MAX_HOPS} hops")
 
-    def _event_args(self, incoming: Incoming, layout: AggregateLayout, updates: Sequence[str],
-                    now_ms: int) -> list[Any]:
-        cart = incoming.cart
-        args: list[Any] = [
-            "event", "", now_ms, incoming.ts_ms, incoming.message_id, orjson.dumps(incoming.event),
-            _pairs(incoming.traits_set), _pairs(incoming.traits_set_once),
-            "\0".join(incoming.traits_unset),
-            incoming.product, incoming.category,
-            cart.op if cart else "", cart.product_id if cart else "",
-            cart.item_json if cart else "", cart.quantity if cart else 0,
-            self.limits_arg, incoming.claim or "", len(layout.ids),
-        ]
-        for spec, update in zip(layout.specs, updates):
-            args += [spec, update]
-        return args
+    def _per_layout(self, layout: AggregateLayout) -> tuple[bytes, K.EventKeys]:
+        """What is the same for every event of one ruleset: the script's second
+        argument (limits and aggregate specs) and the key packer."""
+        cached = self._layout_cache.get(layout)
+        if cached is None:
+            static = _msgpack([self.limits, list(layout.kinds), list(layout.bucket_ms),
+                               list(layout.n_buckets)])
+            cached = (static, K.EventKeys(layout.ids, self.stream_key))
+            self._layout_cache = {layout: cached}
+        return cached
 
     # -- identity -----------------------------------------------------------------------------
 
@@ -154,7 +167,7 @@ class ProfileStore:
         """The canonical profile id for an identifier, or None if it has none yet."""
         profile_id = self.cache.get(identifier)
         for _ in range(MAX_HOPS):
-            pointer, exists = await self.client.hmget(K.profile_key(profile_id), "->", "id")
+            pointer, exists = await self.batcher.command("HMGET", K.profile_key(profile_id), "->", "id")
             if pointer is not None:
                 profile_id = pointer.decode()
                 continue
@@ -238,10 +251,8 @@ class ProfileStore:
         raise StoreError(f"merging {a!r} and {b!r} did not settle within {MAX_HOPS} tries")
 
     async def _user_ids(self, a: str, b: str) -> tuple[str | None, str | None]:
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hget(K.profile_key(a), "uid")
-        pipe.hget(K.profile_key(b), "uid")
-        ua, ub = await pipe.execute()
+        ua, ub = await asyncio.gather(self.batcher.command("HGET", K.profile_key(a), "uid"),
+                                      self.batcher.command("HGET", K.profile_key(b), "uid"))
         return (ua.decode() if ua else None), (ub.decode() if ub else None)
 
     # -- effects ------------------------------------------------------------------------------
@@ -249,14 +260,16 @@ class ProfileStore:
     async def write_effects(self, profile_id: str, segments: list[str] | None,
                             traits: dict[str, Any], tags: list[str] | None) -> None:
         key = K.profile_key(profile_id)
-        pipe = self.client.pipeline(transaction=False)
+        fields: list[Any] = []
         if segments is not None:
-            pipe.hset(key, "sg", orjson.dumps(segments))
+            fields += ("sg", orjson.dumps(segments))
         if tags is not None:
-            pipe.hset(key, "tg", orjson.dumps(tags))
+            fields += ("tg", orjson.dumps(tags))
+        writes = [self.batcher.command("HSET", key, *fields)] if fields else []
         if traits:
-            pipe.hset(key + ":t", mapping={k: orjson.dumps(v) for k, v in traits.items()})
-        await pipe.execute()
+            pairs = [x for name, value in traits.items() for x in (name, orjson.dumps(value))]
+            writes.append(self.batcher.command("HSET", key + ":t", *pairs))
+        await asyncio.gather(*writes)
 
     async def register_aggregates(self, layout: AggregateLayout) -> None:
         """Remember every aggregate id ever maintained, so erasure can find its keys."""
@@ -306,14 +319,12 @@ def choose_survivor(a: str, uid_a: str | None, b: str, uid_b: str | None) -> tup
     return (a, b) if rank_a <= rank_b else (b, a)
 
 
-def _pairs(values: dict[str, Any]) -> bytes:
-    if not values:
-        return b""
-    parts: list[bytes] = []
-    for name, value in values.items():
-        parts.append(name.encode())
-        parts.append(orjson.dumps(value))
-    return b"\0".join(parts)
+_msgpack = msgspec.msgpack.Encoder().encode
+
+
+def _flat(values: dict[str, Any]) -> list[Any]:
+    """name, json value, name, json value, ..."""
+    return [x for name, value in values.items() for x in (name, orjson.dumps(value).decode())]
 
 
 def decode_snapshot(reply: list[Any], layout: AggregateLayout) -> dict[str, Any]:
@@ -324,12 +335,12 @@ def decode_snapshot(reply: list[Any], layout: AggregateLayout) -> dict[str, Any]
               for i in range(0, len(traits_flat), 2)}
     aggregates: dict[str, Any] = {}
     for agg_id, kind, raw in zip(layout.ids, layout.kinds, values):
-        if kind == "count" or kind == "distinct":
-            aggregates[agg_id] = int(raw)
-        elif kind == "sum":
+        if kind == "sum":
             aggregates[agg_id] = float(raw)
-        else:
+        elif kind == "last":
             aggregates[agg_id] = orjson.loads(raw) if raw else None
+        else:
+            aggregates[agg_id] = raw
     return {
         "id": pid.decode(),
         "traits": traits,
