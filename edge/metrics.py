@@ -4,6 +4,7 @@ mode (PROMETHEUS_MULTIPROC_DIR, set by `kairos serve`) sums them across workers.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram,
                                generate_latest, multiprocess)
@@ -25,8 +26,15 @@ class Metrics:
                                       buckets=RULE_BUCKETS, registry=self.registry)
         self.redis_errors = Counter("kairos_redis_errors", "Redis calls that failed or timed out",
                                     registry=self.registry)
+        self._routes: dict[str, RouteMetrics] = {}
         self.events = Counter("kairos_events", "Events accepted", ["type", "outcome"],
                               registry=self.registry)
+
+    def route(self, route: str) -> "RouteMetrics":
+        found = self._routes.get(route)
+        if found is None:
+            found = self._routes[route] = RouteMetrics(self, route)
+        return found
 
     def render(self) -> tuple[bytes, str]:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -34,3 +42,20 @@ class Metrics:
             multiprocess.MultiProcessCollector(registry)
             return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class RouteMetrics:
+    """One route's latency histogram and status counters, resolved once rather than per request."""
+
+    def __init__(self, metrics: Metrics, route: str) -> None:
+        self._metrics = metrics
+        self.route = route
+        self.latency = metrics.latency.labels(route)
+        self._by_status: dict[int, Any] = {}
+
+    def observe(self, seconds: float, status: int) -> None:
+        self.latency.observe(seconds)
+        counter = self._by_status.get(status)
+        if counter is None:
+            counter = self._by_status[status] = self._metrics.requests.labels(self.route, str(status))
+        counter.inc()

@@ -37,9 +37,15 @@ def auth_error_response(exc: AuthError) -> Response:
     return error_response(exc.status, error, exc.reason, headers=headers)
 
 
-async def read_body(request: Request, max_bytes: int) -> bytes:
+def header_map(request: Request) -> dict[str, str]:
+    """The request's headers as a plain dict, built once (Starlette's lookups scan the list)."""
+    return {name.decode("latin-1"): value.decode("latin-1")
+            for name, value in request.scope["headers"]}
+
+
+async def read_body(request: Request, headers: dict[str, str], max_bytes: int) -> bytes:
     """The request body, refusing more than max_bytes without reading it all."""
-    declared = request.headers.get("content-length")
+    declared = headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
             raise InputError("Content-Length", "not a number")
@@ -53,7 +59,7 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
             raise InputError("body", f"larger than {max_bytes} bytes", status=413)
         chunks.append(chunk)
     body = b"".join(chunks)
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    encoding = headers.get("content-encoding", "identity").strip().lower()
     if encoding == "gzip":
         body = _gunzip(body, max_bytes)
     elif encoding != "identity":
@@ -75,9 +81,9 @@ def _gunzip(data: bytes, max_bytes: int) -> bytes:
     return body
 
 
-def check_json_content_type(request: Request) -> None:
+def check_json_content_type(headers: dict[str, str]) -> None:
     """JSON, or JSON sent as text/plain (browsers skip the CORS preflight for that)."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in ("", "application/json", "text/plain"):
         raise InputError("Content-Type", "expected application/json or text/plain", status=415)
 

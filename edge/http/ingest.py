@@ -9,6 +9,7 @@ order for each person and concurrently across people.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -19,7 +20,7 @@ from starlette.responses import Response
 
 from edge.auth import AuthError, Caller, origin_allowed
 from edge.http.common import (auth_error_response, check_json_content_type, error_response,
-                              input_error_response, json_response, read_body)
+                              header_map, input_error_response, json_response, read_body)
 from edge.normalize import Incoming, normalize
 from edge.pipeline import EMPTY_ANSWER, RequestInfo
 from edge.state import EdgeState
@@ -29,11 +30,11 @@ from edge.wire import InputError, batch_decoder, event_decoder, field_from_valid
 RETRY_AFTER = {"Retry-After": "1"}
 
 
-def _authenticate(request: Request, state: EdgeState, body_key: str | None) -> Caller:
-    caller = state.keyring.authenticate(request.headers.get("authorization"), body_key)
+def _authenticate(headers: dict[str, str], state: EdgeState, body_key: str | None) -> Caller:
+    caller = state.keyring.authenticate(headers.get("authorization"), body_key)
     if not caller.is_public and not caller.may("ingest"):
         raise AuthError(403, "the key lacks scope 'ingest'")
-    if not origin_allowed(caller, request.headers.get("origin")):
+    if not origin_allowed(caller, headers.get("origin")):
         raise AuthError(403, "this origin may not use this write key")
     return caller
 
@@ -48,8 +49,8 @@ def _decode(decoder: msgspec.json.Decoder, body: bytes) -> Any:
         raise InputError("body", f"not valid JSON: {exc}") from None
 
 
-def _cors(request: Request, state: EdgeState, response: Response) -> Response:
-    origin = request.headers.get("origin")
+def _cors(headers: dict[str, str], state: EdgeState, response: Response) -> Response:
+    origin = headers.get("origin")
     if origin and origin in state.allowed_origins:
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Access-Control-Allow-Credentials"] = "true"
@@ -57,44 +58,45 @@ def _cors(request: Request, state: EdgeState, response: Response) -> Response:
     return response
 
 
-def _request_info(request: Request) -> RequestInfo:
-    headers = request.headers
+def _request_info(headers: dict[str, str]) -> RequestInfo:
     return RequestInfo(user_agent=headers.get("user-agent"),
                        country=headers.get("cf-ipcountry") or headers.get("x-country"))
 
 
 def single(event_type: str):
+    route = f"/v1/{event_type}"
+
     async def endpoint(request: Request) -> Response:
+        started = time.perf_counter()
         state: EdgeState = request.app.state.edge
-        route = f"/v1/{event_type}"
-        with state.metrics.latency.labels(route).time():
-            response = await _single(request, state, event_type)
-        state.metrics.requests.labels(route, str(response.status_code)).inc()
-        return _cors(request, state, response)
+        headers = header_map(request)
+        response = await _single(request, headers, state, event_type)
+        state.metrics.route(route).observe(time.perf_counter() - started, response.status_code)
+        return _cors(headers, state, response)
 
     endpoint.__name__ = f"ingest_{event_type}"
     endpoint.__doc__ = f"Ingest one {event_type} event and answer with the person's decisions."
     return endpoint
 
 
-async def _single(request: Request, state: EdgeState, event_type: str) -> Response:
+async def _single(request: Request, headers: dict[str, str], state: EdgeState,
+                  event_type: str) -> Response:
     settings = state.settings
     received = state.pipeline.clock.now_ms()
     try:
-        check_json_content_type(request)
-        body = await read_body(request, settings.limits.max_body_bytes)
+        check_json_content_type(headers)
+        body = await read_body(request, headers, settings.limits.max_body_bytes)
         event = _decode(event_decoder, body)
-        caller = _authenticate(request, state, event.writeKey)
+        caller = _authenticate(headers, state, event.writeKey)
         incoming = normalize(event, caller, settings.limits, received, forced_type=event_type)
     except InputError as exc:
         return input_error_response(exc)
     except AuthError as exc:
         return auth_error_response(exc)
     try:
-        outcome = await asyncio.wait_for(
-            state.pipeline.handle(incoming, caller, _request_info(request)),
-            settings.redis.deadline_ms / 1000)
-    except (RedisError, OSError, asyncio.TimeoutError, StoreError) as exc:
+        async with asyncio.timeout(settings.redis.deadline_ms / 1000):
+            outcome = await state.pipeline.handle(incoming, caller, _request_info(headers))
+    except (RedisError, OSError, TimeoutError, StoreError) as exc:
         return _unavailable(state, exc)
     state.metrics.events.labels(event_type, "duplicate" if outcome.duplicate else "accepted").inc()
     body: dict[str, Any] = {"success": True, "duplicate": outcome.duplicate, **outcome.answer}
@@ -113,21 +115,22 @@ def _unavailable(state: EdgeState, exc: BaseException) -> Response:
 
 async def batch(request: Request) -> Response:
     """Ingest up to limits.max_batch_events events of any type; idempotent by messageId."""
+    started = time.perf_counter()
     state: EdgeState = request.app.state.edge
-    with state.metrics.latency.labels("/v1/batch").time():
-        response = await _batch(request, state)
-    state.metrics.requests.labels("/v1/batch", str(response.status_code)).inc()
-    return _cors(request, state, response)
+    headers = header_map(request)
+    response = await _batch(request, headers, state)
+    state.metrics.route("/v1/batch").observe(time.perf_counter() - started, response.status_code)
+    return _cors(headers, state, response)
 
 
-async def _batch(request: Request, state: EdgeState) -> Response:
+async def _batch(request: Request, headers: dict[str, str], state: EdgeState) -> Response:
     settings = state.settings
     received = state.pipeline.clock.now_ms()
     try:
-        check_json_content_type(request)
-        body = await read_body(request, settings.limits.max_body_bytes)
+        check_json_content_type(headers)
+        body = await read_body(request, headers, settings.limits.max_body_bytes)
         payload = _decode(batch_decoder, body)
-        caller = _authenticate(request, state, payload.writeKey)
+        caller = _authenticate(headers, state, payload.writeKey)
         if not payload.batch:
             raise InputError("batch", "empty: expected at least one event")
         if len(payload.batch) > settings.limits.max_batch_events:
@@ -145,7 +148,7 @@ async def _batch(request: Request, state: EdgeState) -> Response:
     by_person: dict[str, list[Incoming]] = defaultdict(list)
     for item in incoming:
         by_person[item.primary].append(item)
-    info = _request_info(request)
+    info = _request_info(headers)
 
     async def run(items: list[Incoming]) -> int:
         duplicates = 0
@@ -155,9 +158,9 @@ async def _batch(request: Request, state: EdgeState) -> Response:
         return duplicates
 
     try:
-        counts = await asyncio.wait_for(asyncio.gather(*(run(v) for v in by_person.values())),
-                                        settings.redis.deadline_ms / 1000 * 5)
-    except (RedisError, OSError, asyncio.TimeoutError, StoreError) as exc:
+        async with asyncio.timeout(settings.redis.deadline_ms / 1000 * 5):
+            counts = await asyncio.gather(*(run(v) for v in by_person.values()))
+    except (RedisError, OSError, TimeoutError, StoreError) as exc:
         # Some events may have landed; a retry of the same batch is counted once.
         return _unavailable(state, exc)
     duplicates = sum(counts)
