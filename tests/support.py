@@ -46,6 +46,8 @@ limits:
   max_properties: 40
   max_string_length: 500
   max_id_length: 100
+profiles:
+  max_traits: 10
 """
 
 RULES_YAML = """

@@ -116,3 +116,51 @@ def test_stream_payload_is_the_normalized_event(edge, redis_client):
     event = orjson.loads(fields[b"e"])
     assert event["event"] == "Signed Up" and event["properties"] == {"plan": "pro"}
     assert event["site"] == "shop" and event["timestamp"] == edge.clock.now_ms()
+
+
+def test_reload_under_traffic_drops_no_request(edge):
+    import threading
+
+    rules_file = edge.config_dir / "rules" / "test.yaml"
+    seen: list[tuple[int, str]] = []
+    stop = threading.Event()
+
+    def traffic() -> None:
+        import httpx
+
+        with httpx.Client(base_url=edge.url, headers=basic(SECRET_KEY), timeout=10) as client:
+            n = 0
+            while not stop.is_set():
+                r = client.post("/v1/page", json={"anonymousId": f"t{n % 5}"})
+                seen.append((r.status_code, r.json()["slots"]["hero"]["html"] if r.status_code == 200 else r.text))
+                n += 1
+
+    worker = threading.Thread(target=traffic)
+    worker.start()
+    try:
+        for version in range(6):
+            rules_file.write_text(RULES_YAML.replace("<p>Welcome</p>", f"<p>Welcome {version}</p>"))
+            assert edge.http.post("/v1/admin/reload", headers=basic(SECRET_KEY)).status_code == 200
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        worker.join()
+    assert len(seen) > 10
+    assert all(status == 200 for status, _ in seen), [s for s in seen if s[0] != 200][:3]
+    allowed = {"<p>Welcome</p>"} | {f"<p>Welcome {v}</p>" for v in range(6)}
+    assert {html for _, html in seen} <= allowed
+
+
+def test_profiles_are_bounded(edge, redis_client):
+    for i in range(25):
+        edge.track("Product Viewed", anonymousId="bounded", properties={"product_id": f"p{i}", "category": f"c{i}"})
+    profile = edge.profile("anon:bounded").json()
+    assert profile["recent_products"] == [f"p{i}" for i in range(24, 4, -1)]  # 20 newest
+    assert len(profile["recent_categories"]) == 10
+    # anonymous profiles expire; a known customer's do not
+    assert 0 < redis_client.pttl("{p:anon:bounded}") <= 90 * 86_400_000
+    edge.post("/v1/identify", {"userId": "known", "traits": {f"t{i}": i for i in range(30)}})
+    assert redis_client.pttl("{p:user:known}") == -1
+    # the number of traits is capped (10 in the test settings); traits keep their types
+    traits = edge.profile("user:known").json()["traits"]
+    assert len(traits) == 10 and all(traits[name] == int(name[1:]) for name in traits)

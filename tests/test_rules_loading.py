@@ -405,6 +405,9 @@ def test_load_ruleset_raises_with_all_problems() -> None:
         "rules: [{id: a, on: page, when: '" + "(" * 300 + "', actions: [{tag: x}]}]",
         "rules: [{id: a, on: page, when: '" + "a and " * 3000 + "a', actions: [{tag: x}]}]",
         "x: &a [*a]",
+        "rules: [{id: a, on: page, actions: [{slot: s, json: &a [1, *a]}]}]",
+        "rules: [{id: a, on: page, actions: [{slot: s, json: " + "[" * 3000 + "]" * 3000 + "}]}]",
+        "rules: [{id: a, on: page, actions: [{set_trait: {x: " + "[" * 50 + "]" * 50 + "}}]}]",
     ],
 )
 def test_check_documents_never_raises(text: object) -> None:
@@ -412,6 +415,7 @@ def test_check_documents_never_raises(text: object) -> None:
     assert problems and all(
         isinstance(p, Problem) and p.line >= 1 and p.column >= 1 for p in problems
     )
+    assert not any(p.message.startswith("internal error") for p in problems), problems
 
 
 # -- referenced aggregates and updates ---------------------------------------------
