@@ -1,0 +1,41 @@
+"""The fixed vocabulary of the expression language: roots, functions, local-time fields."""
+
+from __future__ import annotations
+
+# Root name -> the canonical path it stands for.  `profile`, `event` and `context`
+# are the inputs of decide(); the others are shorthands into them.
+ROOT_PATHS: dict[str, tuple[str, ...]] = {
+    "event": ("event",),
+    "profile": ("profile",),
+    "context": ("context",),
+    "ctx": ("context",),
+    "traits": ("profile", "traits"),
+    "cart": ("profile", "cart"),
+}
+AGGREGATE_ROOTS = frozenset({"aggregates", "agg"})
+SPECIAL_ROOTS = frozenset({"segments", "now", "local"})
+ALL_ROOTS = frozenset(ROOT_PATHS) | AGGREGATE_ROOTS | SPECIAL_ROOTS
+
+# Order matters: the generated code indexes a tuple built in this order.
+LOCAL_FIELDS: tuple[str, ...] = ("hour", "minute", "weekday", "date")
+
+# name -> (minimum arguments, maximum arguments or None for any number)
+FUNCTION_ARITY: dict[str, tuple[int, int | None]] = {
+    "lower": (1, 1),
+    "upper": (1, 1),
+    "len": (1, 1),
+    "abs": (1, 1),
+    "min": (1, None),
+    "max": (1, None),
+    "round": (1, 2),
+    "coalesce": (1, None),
+    "days_since": (1, 1),
+    "hours_since": (1, 1),
+    "exists": (1, 1),
+}
+# Functions that read the clock (the `now` passed to decide).
+CLOCK_FUNCTIONS = frozenset({"days_since", "hours_since"})
+
+# Aggregate kinds whose value is a number even when nothing happened in the window,
+# so a missing value reads as 0 rather than null.
+ZERO_DEFAULT_KINDS = frozenset({"count", "sum", "distinct"})

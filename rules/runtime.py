@@ -1,0 +1,297 @@
+"""Helpers that generated code calls.  Every one of them returns, never raises.
+
+Values are JSON data: dict, list, str, int, float, bool, None.  Booleans are
+not numbers here (True is not 1), so numbers are checked with `__class__ is
+int or __class__ is float`, which excludes bool.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import orjson
+
+
+def is_number(value: object) -> bool:
+    kind = value.__class__
+    return kind is int or kind is float
+
+
+# -- comparison ------------------------------------------------------------
+def equal(a: object, b: object) -> bool:
+    kind_a, kind_b = a.__class__, b.__class__
+    if kind_a is kind_b:
+        if kind_a is list:
+            return len(a) == len(b) and all(equal(x, y) for x, y in zip(a, b, strict=False))  # type: ignore[arg-type]
+        if kind_a is dict:
+            if a.keys() != b.keys():  # type: ignore[attr-defined]
+                return False
+            return all(equal(value, b[key]) for key, value in a.items())  # type: ignore[attr-defined,index]
+        return a == b
+    if (kind_a is int or kind_a is float) and (kind_b is int or kind_b is float):
+        return a == b
+    return False
+
+
+def safe_equal(a: object, b: object) -> bool:
+    try:
+        return equal(a, b)
+    except RecursionError:
+        return False
+
+
+def not_equal(a: object, b: object) -> bool:
+    return not safe_equal(a, b)
+
+
+def _orderable(a: object, b: object) -> bool:
+    kind_a, kind_b = a.__class__, b.__class__
+    if kind_a is str:
+        return kind_b is str
+    return (kind_a is int or kind_a is float) and (kind_b is int or kind_b is float)
+
+
+def less(a: object, b: object) -> bool:
+    return _orderable(a, b) and a < b  # type: ignore[operator]
+
+
+def less_equal(a: object, b: object) -> bool:
+    return _orderable(a, b) and a <= b  # type: ignore[operator]
+
+
+def greater(a: object, b: object) -> bool:
+    return _orderable(a, b) and a > b  # type: ignore[operator]
+
+
+def greater_equal(a: object, b: object) -> bool:
+    return _orderable(a, b) and a >= b  # type: ignore[operator]
+
+
+def member(item: object, collection: object) -> bool:
+    """`item in collection`: list element, substring, or dict key."""
+    kind = collection.__class__
+    if kind is list:
+        for element in collection:  # type: ignore[attr-defined]
+            if safe_equal(item, element):
+                return True
+        return False
+    if kind is str or kind is dict:
+        return item.__class__ is str and item in collection  # type: ignore[operator]
+    return False
+
+
+def not_member(item: object, collection: object) -> bool:
+    return not member(item, collection)
+
+
+def contains(collection: object, item: object) -> bool:
+    return member(item, collection)
+
+
+def starts_with(text: object, prefix: object) -> bool:
+    return text.__class__ is str and prefix.__class__ is str and text.startswith(prefix)  # type: ignore[attr-defined]
+
+
+def ends_with(text: object, suffix: object) -> bool:
+    return text.__class__ is str and suffix.__class__ is str and text.endswith(suffix)  # type: ignore[attr-defined]
+
+
+# -- access ----------------------------------------------------------------
+def item_of(container: object, key: object) -> object:
+    """`container[key]`: dict by string key, list by integer index (negative from the end)."""
+    kind = container.__class__
+    if kind is dict:
+        return container.get(key) if key.__class__ is str else None  # type: ignore[attr-defined]
+    if kind is list and key.__class__ is int:
+        if -len(container) <= key < len(container):  # type: ignore[arg-type,operator]
+            return container[key]  # type: ignore[index]
+    return None
+
+
+# -- arithmetic ------------------------------------------------------------
+# Integer results are kept within 64 bits, as in JSON in practice; beyond that the
+# result is null.  This also stops repeated multiplication from building huge ints.
+INT_MIN = -(2**63)
+INT_MAX = 2**63 - 1
+
+
+def _bounded(result: object) -> object:
+    if result.__class__ is int and not INT_MIN <= result <= INT_MAX:  # type: ignore[operator]
+        return None
+    return result
+
+
+def add(a: object, b: object) -> object:
+    if is_number(a) and is_number(b):
+        try:
+            return _bounded(a + b)  # type: ignore[operator]
+        except OverflowError:  # a huge int meeting a float
+            return None
+    return None
+
+
+def subtract(a: object, b: object) -> object:
+    if is_number(a) and is_number(b):
+        try:
+            return _bounded(a - b)  # type: ignore[operator]
+        except OverflowError:
+            return None
+    return None
+
+
+def multiply(a: object, b: object) -> object:
+    if is_number(a) and is_number(b):
+        # Refuse before multiplying: two huge ints would take time to multiply.
+        if a.__class__ is int and b.__class__ is int and (a.bit_length() + b.bit_length() > 130):  # type: ignore[attr-defined]
+            return None
+        try:
+            return _bounded(a * b)  # type: ignore[operator]
+        except OverflowError:
+            return None
+    return None
+
+
+def divide(a: object, b: object) -> object:
+    if is_number(a) and is_number(b) and b != 0:
+        try:
+            return a / b  # type: ignore[operator]
+        except OverflowError:
+            return None
+    return None
+
+
+def modulo(a: object, b: object) -> object:
+    if is_number(a) and is_number(b) and b != 0:
+        try:
+            return a % b  # type: ignore[operator]
+        except (OverflowError, ValueError):
+            return None
+    return None
+
+
+def negate(a: object) -> object:
+    return _bounded(-a) if is_number(a) else None  # type: ignore[operator]
+
+
+# -- functions -------------------------------------------------------------
+def fn_lower(value: object) -> object:
+    return value.lower() if value.__class__ is str else None  # type: ignore[attr-defined]
+
+
+def fn_upper(value: object) -> object:
+    return value.upper() if value.__class__ is str else None  # type: ignore[attr-defined]
+
+
+def fn_len(value: object) -> object:
+    kind = value.__class__
+    return len(value) if kind is str or kind is list or kind is dict else None  # type: ignore[arg-type]
+
+
+def fn_abs(value: object) -> object:
+    return _bounded(abs(value)) if is_number(value) else None  # type: ignore[arg-type]
+
+
+def _extreme(args: tuple, pick_smaller: bool) -> object:
+    values = args[0] if len(args) == 1 and args[0].__class__ is list else args
+    present = [value for value in values if value is not None]
+    if not present:
+        return None
+    if all(is_number(value) for value in present) or all(
+        value.__class__ is str for value in present
+    ):
+        return min(present) if pick_smaller else max(present)
+    return None
+
+
+def fn_min(*args: object) -> object:
+    return _extreme(args, pick_smaller=True)
+
+
+def fn_max(*args: object) -> object:
+    return _extreme(args, pick_smaller=False)
+
+
+def fn_round(value: object, digits: object = None) -> object:
+    if not is_number(value):
+        return None
+    if digits is not None and digits.__class__ is not int:
+        return None
+    try:
+        return _bounded(round(value, digits))  # type: ignore[call-overload]
+    except (OverflowError, ValueError):
+        return None
+
+
+def _elapsed(since: object, now: object, unit_ms: int) -> object:
+    if not (is_number(since) and is_number(now)):
+        return None
+    try:
+        return (now - since) / unit_ms  # type: ignore[operator]
+    except OverflowError:
+        return None
+
+
+def fn_days_since(since: object, now: object) -> object:
+    return _elapsed(since, now, 86_400_000)
+
+
+def fn_hours_since(since: object, now: object) -> object:
+    return _elapsed(since, now, 3_600_000)
+
+
+# -- rendering -------------------------------------------------------------
+def to_text(value: object) -> str:
+    """How a placeholder value reads inside text: null is empty, booleans are true/false."""
+    kind = value.__class__
+    if kind is str:
+        return value  # type: ignore[return-value]
+    if value is None:
+        return ""
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int or kind is float:
+        try:
+            return repr(value)
+        except ValueError:  # an int with more digits than Python will print
+            return ""
+    return json_text(value)
+
+
+def json_text(value: object) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        # orjson refuses integers beyond 64 bits and very deep nesting.
+        try:
+            return json.dumps(value, default=str, separators=(",", ":"))
+        except (ValueError, RecursionError):
+            return ""
+
+
+def escape_html(text: str) -> str:
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    return (
+        text.replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;").replace("'", "&#x27;")
+    )
+
+
+def to_html(value: object) -> str:
+    kind = value.__class__
+    if kind is str:
+        return escape_html(value)  # type: ignore[arg-type]
+    if value is None:
+        return ""
+    if kind is int or kind is float or kind is bool:
+        return to_text(value)  # digits, signs, dots and letters: nothing to escape
+    return escape_html(to_text(value))
+
+
+def is_finite_number(value: object) -> bool:
+    if not is_number(value):
+        return False
+    try:
+        return math.isfinite(value)  # type: ignore[arg-type]
+    except OverflowError:  # an int too large for a float
+        return False

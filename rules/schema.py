@@ -1,0 +1,607 @@
+"""Reads the node tree of one rule document into definitions, reporting problems.
+
+Only structure is checked here (keys, types, windows, expression syntax).
+Checks that need every document at once (duplicate ids, names of aggregates
+and segments) happen in rules.validation.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+
+import yaml
+
+from .aggregates import AGGREGATE_KINDS, window_problem
+from .definitions import (
+    EVENT_TYPES,
+    Action,
+    AggregateDef,
+    Definitions,
+    Expression,
+    JsonTemplate,
+    MessageAction,
+    Origin,
+    PushAction,
+    RuleDef,
+    SegmentDef,
+    SetTraitAction,
+    SlotAction,
+    TagAction,
+    Template,
+    Trigger,
+    action_expressions,
+)
+from .durations import parse_duration
+from .expr_ast import Literal, Member, Name, Node
+from .lexer import ExpressionSyntaxError
+from .parser import parse_expression
+from .problems import Problem
+from .templates import PlaceholderText, TemplateSyntaxError, split_template
+from .yaml_source import Locator, SourceText, node_position, scalar_value
+
+TOP_LEVEL_KEYS = ("aggregates", "segments", "rules")
+AGGREGATE_KEYS = (*AGGREGATE_KINDS, "of", "where", "window", "description")
+SEGMENT_KEYS = ("id", "when", "description")
+RULE_KEYS = ("id", "on", "when", "priority", "actions", "description")
+ACTION_KINDS = ("slot", "message", "push", "set_trait", "tag")
+MESSAGE_TYPES = ("banner", "modal", "toast")
+MESSAGE_KEYS = ("type", "title", "body", "cta")
+CTA_KEYS = ("label", "url")
+PUSH_KEYS = ("title", "body", "link")
+
+# Aggregate ids appear in dotted paths (aggregates.views_7d), so they are identifiers.
+AGGREGATE_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+# Rule and segment ids are only ever quoted, so they may also use - . and :
+RULE_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,99}")
+
+# Bounds on json slot content and set_trait values (per document).
+MAX_JSON_DEPTH = 32
+MAX_JSON_VALUES = 100_000
+
+_NULL_TAG = "tag:yaml.org,2002:null"
+_STR_TAG = "tag:yaml.org,2002:str"
+
+Entries = dict[str, tuple[yaml.Node, yaml.Node]]
+
+
+def read_document(
+    source: SourceText, root: yaml.Node, into: Definitions, problems: list[Problem]
+) -> None:
+    _DocumentReader(source, into, problems).read(root)
+
+
+class _DocumentReader:
+    def __init__(self, source: SourceText, into: Definitions, problems: list[Problem]) -> None:
+        self.source = source
+        self.into = into
+        self.problems = problems
+        self.json_budget = MAX_JSON_VALUES
+        self.json_limit_reported = False
+
+    # -- reporting and basic shapes ----------------------------------------
+    def report(self, node: yaml.Node, message: str) -> None:
+        self.problems.append(self.source.node_problem(node, message))
+
+    def origin(self, node: yaml.Node) -> Origin:
+        line, column = node_position(node)
+        return Origin(self.source.name, line, column)
+
+    def mapping(self, node: yaml.Node, what: str, allowed: tuple[str, ...]) -> Entries | None:
+        """Keys of a mapping node with their key and value nodes; None if not a mapping."""
+        if not isinstance(node, yaml.MappingNode):
+            self.report(node, f"{what} must be a mapping")
+            return None
+        entries: Entries = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.report(key_node, f"keys in {what} must be plain names")
+                continue
+            key = key_node.value
+            if key in entries:
+                line, _ = node_position(entries[key][0])
+                self.report(key_node, f"duplicate key {key!r} in {what} (first on line {line})")
+                continue
+            if allowed and key not in allowed:
+                self.report(
+                    key_node,
+                    f"unknown key {key!r} in {what}; expected one of: {', '.join(allowed)}",
+                )
+                continue
+            entries[key] = (key_node, value_node)
+        return entries
+
+    def missing(self, node: yaml.Node, entries: Entries, key: str, what: str) -> bool:
+        if key in entries:
+            return False
+        self.report(node, f"{what} is missing '{key}'")
+        return True
+
+    def text(self, node: yaml.Node, what: str) -> str | None:
+        """A scalar's text as written (so `on: yes` stays 'yes' rather than True)."""
+        if not isinstance(node, yaml.ScalarNode):
+            self.report(node, f"{what} must be a string")
+            return None
+        if node.tag == _NULL_TAG and not node.value.strip():
+            self.report(node, f"{what} must not be empty")
+            return None
+        return node.value
+
+    def string_list(self, node: yaml.Node, what: str) -> list[tuple[yaml.Node, str]]:
+        """A string, or a list of strings, with the node of each."""
+        if isinstance(node, yaml.SequenceNode):
+            if not node.value:
+                self.report(node, f"{what} must not be an empty list")
+            items = []
+            for item in node.value:
+                value = self.text(item, what)
+                if value is not None:
+                    items.append((item, value))
+            return items
+        value = self.text(node, what)
+        return [] if value is None else [(node, value)]
+
+    def identifier(
+        self, node: yaml.Node, what: str, pattern: re.Pattern[str], shape: str
+    ) -> str | None:
+        value = self.text(node, what)
+        if value is None:
+            return None
+        if not pattern.fullmatch(value):
+            self.report(node, f"invalid {what} {value!r}: {shape}")
+            return None
+        return value
+
+    # -- expressions and templates -----------------------------------------
+    def expression(self, node: yaml.Node, what: str) -> Expression | None:
+        text = self.text(node, what)
+        if text is None:
+            return None
+        assert isinstance(node, yaml.ScalarNode)
+        return self.parse(text, self.source.locator(node))
+
+    def parse(self, text: str, locate: Locator) -> Expression | None:
+        try:
+            parsed = parse_expression(text)
+        except ExpressionSyntaxError as error:
+            line, column = locate(error.pos)
+            self.problems.append(self.source.problem(line, column, error.message))
+            return None
+        return Expression(text, parsed, locate, self.source.name)
+
+    def template(self, node: yaml.Node, what: str) -> Template | None:
+        if not isinstance(node, yaml.ScalarNode) or node.tag == _NULL_TAG:
+            self.report(node, f"{what} must be a string")
+            return None
+        return self.template_from_text(node.value, node)
+
+    def template_from_text(self, text: str, node: yaml.ScalarNode) -> Template | None:
+        locate = self.source.locator(node)
+        try:
+            pieces = split_template(text)
+        except TemplateSyntaxError as error:
+            line, column = locate(error.pos)
+            self.problems.append(self.source.problem(line, column, error.message))
+            return None
+        parts: list[str | Expression] = []
+        ok = True
+        for piece in pieces:
+            if isinstance(piece, PlaceholderText):
+                shifted = _shifted(locate, piece.offset)
+                expression = self.parse(piece.text, shifted)
+                ok = ok and expression is not None
+                if expression is not None:
+                    parts.append(expression)
+            else:
+                parts.append(piece)
+        return Template(tuple(parts)) if ok else None
+
+    # -- documents ---------------------------------------------------------
+    def read(self, root: yaml.Node) -> None:
+        entries = self.mapping(root, "a rules document", TOP_LEVEL_KEYS)
+        if entries is None:
+            return
+        if "aggregates" in entries:
+            self.read_aggregates(entries["aggregates"][1])
+        if "segments" in entries:
+            self.read_list(entries["segments"][1], "segments", self.read_segment)
+        if "rules" in entries:
+            self.read_list(entries["rules"][1], "rules", self.read_rule)
+
+    def read_list(self, node: yaml.Node, what: str, read_item: Callable[[yaml.Node], None]) -> None:
+        if isinstance(node, yaml.ScalarNode) and node.tag == _NULL_TAG:
+            return  # `rules:` with nothing under it
+        if not isinstance(node, yaml.SequenceNode):
+            self.report(node, f"{what} must be a list")
+            return
+        for item in node.value:
+            read_item(item)
+
+    # -- aggregates --------------------------------------------------------
+    def read_aggregates(self, node: yaml.Node) -> None:
+        if isinstance(node, yaml.ScalarNode) and node.tag == _NULL_TAG:
+            return
+        entries = self.mapping(node, "aggregates", ())
+        if entries is None:
+            return
+        for key_node, spec_node in entries.values():
+            aggregate_id = self.identifier(
+                key_node,
+                "aggregate id",
+                AGGREGATE_ID,
+                "use letters, digits and _ (not starting with a digit)",
+            )
+            self.read_aggregate(aggregate_id, key_node, spec_node)
+
+    def read_aggregate(
+        self, aggregate_id: str | None, key_node: yaml.Node, node: yaml.Node
+    ) -> None:
+        what = f"aggregate {key_node.value!r}"
+        if aggregate_id is not None:
+            self.into.ids["aggregate"].append((aggregate_id, self.origin(key_node)))
+        entries = self.mapping(node, what, AGGREGATE_KEYS)
+        if entries is None:
+            return
+        kinds = [key for key in entries if key in AGGREGATE_KINDS]
+        if not kinds:
+            self.report(node, f"{what} needs one of: {', '.join(AGGREGATE_KINDS)}")
+            return
+        if len(kinds) > 1:
+            self.report(entries[kinds[1]][0], f"{what} has both {kinds[0]} and {kinds[1]}; use one")
+            return
+        kind = kinds[0]
+        if aggregate_id is not None:
+            self.into.aggregate_kinds.setdefault(aggregate_id, kind)
+        triggers = self.triggers(entries[kind][1], f"{kind} in {what}")
+        window_ms = self.window(node, entries, what)
+        of = None
+        if kind == "count":
+            if "of" in entries:
+                self.report(
+                    entries["of"][0], "a count aggregate takes no 'of'; filter events with 'where'"
+                )
+        elif not self.missing(node, entries, "of", what):
+            of = self.field_path(entries["of"][1])
+        where = self.expression(entries["where"][1], "where") if "where" in entries else None
+        complete = aggregate_id is not None and triggers is not None and window_ms is not None
+        complete = (
+            complete
+            and (kind == "count" or of is not None)
+            and ("where" not in entries or where is not None)
+        )
+        if not complete:
+            self.unbuilt([where, of], "filter")
+            return
+        self.into.aggregates.append(
+            AggregateDef(aggregate_id, kind, triggers, window_ms, of, where, self.origin(key_node))  # type: ignore[arg-type]
+        )
+
+    def unbuilt(self, expressions: list[Expression | None], place: str) -> None:
+        self.into.unbuilt.extend(
+            (expression, place) for expression in expressions if expression is not None
+        )
+
+    def window(self, node: yaml.Node, entries: Entries, what: str) -> int | None:
+        if self.missing(node, entries, "window", what):
+            return None
+        window_node = entries["window"][1]
+        text = self.text(window_node, "window")
+        if text is None:
+            return None
+        window_ms = parse_duration(text) if window_node.tag == _STR_TAG else None
+        if window_ms is None:
+            self.report(
+                window_node, f"invalid window {text!r}; use a duration such as 60m, 12h or 7d"
+            )
+            return None
+        problem = window_problem(window_ms)
+        if problem is not None:
+            self.report(window_node, problem)
+            return None
+        return window_ms
+
+    def field_path(self, node: yaml.Node) -> Expression | None:
+        """`of`: a path into the event; `properties.revenue` means event.properties.revenue."""
+        expression = self.expression(node, "of")
+        if expression is None:
+            return None
+        rooted = _rooted_in_event(expression.node)
+        if rooted is None:
+            line, column = expression.locate(0)
+            self.problems.append(
+                self.source.problem(
+                    line, column, "'of' must be a field of the event, such as properties.revenue"
+                )
+            )
+            return None
+        expression.node = rooted
+        return expression
+
+    def triggers(self, node: yaml.Node, what: str) -> tuple[Trigger, ...] | None:
+        found: list[Trigger] = []
+        ok = True
+        for item_node, text in self.string_list(node, what):
+            trigger = _trigger(text.strip())
+            if trigger is None:
+                self.report(item_node, f"invalid event in {what}: {text!r}")
+                ok = False
+            elif trigger not in found:
+                found.append(trigger)
+        if not ok or not found:
+            return None
+        return tuple(found)
+
+    # -- segments ----------------------------------------------------------
+    def read_segment(self, node: yaml.Node) -> None:
+        entries = self.mapping(node, "a segment", SEGMENT_KEYS)
+        if entries is None:
+            return
+        segment_id = self.named_id(node, entries, "segment")
+        if self.missing(node, entries, "when", "segment"):
+            return
+        when = self.expression(entries["when"][1], "when")
+        if segment_id is not None and when is not None:
+            self.into.segments.append(SegmentDef(segment_id, when, self.origin(entries["id"][1])))
+        else:
+            self.unbuilt([when], "segment")
+
+    def named_id(self, node: yaml.Node, entries: Entries, what: str) -> str | None:
+        if self.missing(node, entries, "id", what):
+            return None
+        id_node = entries["id"][1]
+        identifier = self.identifier(
+            id_node, f"{what} id", RULE_ID, "use letters, digits, _ - . and : (at most 100)"
+        )
+        if identifier is not None:
+            self.into.ids[what].append((identifier, self.origin(id_node)))
+        return identifier
+
+    # -- rules -------------------------------------------------------------
+    def read_rule(self, node: yaml.Node) -> None:
+        entries = self.mapping(node, "a rule", RULE_KEYS)
+        if entries is None:
+            return
+        rule_id = self.named_id(node, entries, "rule")
+        triggers = None
+        if not self.missing(node, entries, "on", "rule"):
+            triggers = self.triggers(entries["on"][1], "on")
+        when = None
+        if "when" in entries:
+            when = self.expression(entries["when"][1], "when")
+        priority = self.priority(entries)
+        actions: list[Action] = []
+        actions_ok = False
+        if not self.missing(node, entries, "actions", "rule"):
+            actions, actions_ok = self.actions(entries["actions"][1])
+        complete = (
+            rule_id is not None and triggers is not None and priority is not None and actions_ok
+        )
+        if not complete or ("when" in entries and when is None):
+            template_expressions = [e for action in actions for e in action_expressions(action)]
+            self.unbuilt([when, *template_expressions], "rule")
+            return
+        self.into.rules.append(
+            RuleDef(rule_id, triggers, when, priority, actions, self.origin(entries["id"][1]))
+        )  # type: ignore[arg-type]
+
+    def priority(self, entries: Entries) -> int | None:
+        if "priority" not in entries:
+            return 0
+        node = entries["priority"][1]
+        value = scalar_value(node) if isinstance(node, yaml.ScalarNode) else None
+        if value.__class__ is not int:
+            self.report(node, "priority must be a whole number")
+            return None
+        return value  # type: ignore[return-value]
+
+    def actions(self, node: yaml.Node) -> tuple[list[Action], bool]:
+        """The actions that could be read, and whether all of them could."""
+        if not isinstance(node, yaml.SequenceNode) or not node.value:
+            self.report(node, "actions must be a non-empty list")
+            return [], False
+        actions: list[Action] = []
+        ok = True
+        for item in node.value:
+            action = self.action(item)
+            if action is None:
+                ok = False
+            else:
+                actions.append(action)
+        return actions, ok
+
+    def action(self, node: yaml.Node) -> Action | None:
+        entries = self.mapping(node, "an action", ())
+        if entries is None:
+            return None
+        kinds = [key for key in entries if key in ACTION_KINDS]
+        if not kinds:
+            self.report(node, f"an action needs one of: {', '.join(ACTION_KINDS)}")
+            return None
+        if len(kinds) > 1:
+            self.report(
+                entries[kinds[1]][0],
+                f"an action has exactly one of {', '.join(ACTION_KINDS)}; "
+                f"found {kinds[0]} and {kinds[1]}",
+            )
+            return None
+        kind = kinds[0]
+        allowed = ("slot", "html", "json") if kind == "slot" else (kind,)
+        for key, (key_node, _) in entries.items():
+            if key not in allowed:
+                self.report(
+                    key_node,
+                    f"unknown key {key!r} in a {kind} action; "
+                    f"expected one of: {', '.join(allowed)}",
+                )
+                return None
+        value_node = entries[kind][1]
+        if kind == "slot":
+            return self.slot_action(node, entries)
+        if kind == "message":
+            return self.message_action(value_node)
+        if kind == "push":
+            return self.push_action(value_node)
+        if kind == "set_trait":
+            return self.set_trait_action(value_node)
+        return self.tag_action(value_node)
+
+    def slot_action(self, node: yaml.Node, entries: Entries) -> SlotAction | None:
+        slot = self.text(entries["slot"][1], "slot")
+        contents = [key for key in ("html", "json") if key in entries]
+        if len(contents) != 1:
+            where = entries["json"][0] if len(contents) == 2 else node
+            self.report(where, "a slot action needs exactly one of html or json")
+            return None
+        if contents[0] == "html":
+            html = self.template(entries["html"][1], "html")
+            return None if slot is None or html is None else SlotAction(slot, html=html)
+        problems_before = len(self.problems)
+        content = self.json_content(entries["json"][1], templates=True)
+        if slot is None or len(self.problems) > problems_before:
+            return None
+        return SlotAction(slot, json=content)
+
+    def message_action(self, node: yaml.Node) -> MessageAction | None:
+        entries = self.mapping(node, "message", MESSAGE_KEYS)
+        if entries is None or self.missing(node, entries, "type", "message"):
+            return None
+        type_node = entries["type"][1]
+        message_type = self.text(type_node, "message type")
+        ok = message_type is not None
+        if message_type is not None and message_type not in MESSAGE_TYPES:
+            self.report(type_node, f"message type must be one of: {', '.join(MESSAGE_TYPES)}")
+            ok = False
+        fields: dict[str, Template] = {}
+        for key in ("title", "body"):
+            if key in entries:
+                template = self.template(entries[key][1], key)
+                ok = ok and template is not None
+                if template is not None:
+                    fields[key] = template
+        cta = None
+        if "cta" in entries:
+            cta = self.cta(entries["cta"][1])
+            ok = ok and cta is not None
+        return MessageAction(message_type, fields, cta) if ok else None  # type: ignore[arg-type]
+
+    def cta(self, node: yaml.Node) -> dict[str, Template] | None:
+        entries = self.mapping(node, "cta", CTA_KEYS)
+        if entries is None:
+            return None
+        cta: dict[str, Template] = {}
+        ok = True
+        for key in CTA_KEYS:
+            if self.missing(node, entries, key, "cta"):
+                ok = False
+                continue
+            template = self.template(entries[key][1], key)
+            ok = ok and template is not None
+            if template is not None:
+                cta[key] = template
+        return cta if ok else None
+
+    def push_action(self, node: yaml.Node) -> PushAction | None:
+        entries = self.mapping(node, "push", PUSH_KEYS)
+        if entries is None or self.missing(node, entries, "title", "push"):
+            return None
+        title = self.template(entries["title"][1], "title")
+        body = self.template(entries["body"][1], "body") if "body" in entries else Template(())
+        link = self.template(entries["link"][1], "link") if "link" in entries else None
+        if title is None or body is None or ("link" in entries and link is None):
+            return None
+        return PushAction(title, body, link)
+
+    def set_trait_action(self, node: yaml.Node) -> SetTraitAction | None:
+        entries = self.mapping(node, "set_trait", ())
+        if entries is None:
+            return None
+        if not entries:
+            self.report(node, "set_trait needs at least one trait")
+            return None
+        problems_before = len(self.problems)
+        values = {
+            key: self.json_content(value_node, templates=False)
+            for key, (_, value_node) in entries.items()
+        }
+        return SetTraitAction(values) if len(self.problems) == problems_before else None
+
+    def tag_action(self, node: yaml.Node) -> TagAction | None:
+        tags = [text for _, text in self.string_list(node, "tag")]
+        if not tags:
+            return None
+        return TagAction(tuple(dict.fromkeys(tags)))
+
+    def json_content(self, node: yaml.Node, templates: bool, depth: int = 0) -> JsonTemplate:
+        """A YAML value as JSON; with `templates`, strings may hold {{ placeholders }}."""
+        # YAML aliases can nest a value in itself or repeat it exponentially; stop early.
+        self.json_budget -= 1
+        if depth > MAX_JSON_DEPTH or self.json_budget < 0:
+            if not self.json_limit_reported:
+                self.json_limit_reported = True
+                self.report(
+                    node,
+                    f"value is too large (at most {MAX_JSON_DEPTH} levels deep "
+                    f"and {MAX_JSON_VALUES} values per document)",
+                )
+            return None
+        if isinstance(node, yaml.MappingNode):
+            entries = self.mapping(node, "a json object", ())
+            return {
+                key: self.json_content(value, templates, depth + 1)
+                for key, (_, value) in (entries or {}).items()
+            }
+        if isinstance(node, yaml.SequenceNode):
+            return [self.json_content(item, templates, depth + 1) for item in node.value]
+        value = scalar_value(node)  # type: ignore[arg-type]
+        if isinstance(value, float) and not math.isfinite(value):
+            self.report(node, "numbers must be finite (JSON has no infinity or NaN)")
+            return None
+        if isinstance(value, str) and "{{" in value:
+            if not templates:
+                self.report(
+                    node, "set_trait values are literal; placeholders are not supported here"
+                )
+                return None
+            return self.template_from_text(value, node)  # type: ignore[arg-type]
+        return value
+
+
+def _shifted(locate: Locator, offset: int) -> Locator:
+    return lambda position: locate(offset + position)
+
+
+def _trigger(text: str) -> Trigger | None:
+    if not text:
+        return None
+    if text == "any":
+        return Trigger("any")
+    if text == "track":
+        return Trigger("track", None)
+    if text in EVENT_TYPES:
+        return Trigger(text)
+    if text.startswith("track:"):
+        name = text[len("track:") :].strip()
+        return Trigger("track", name) if name else None
+    return Trigger("track", text)
+
+
+def _rooted_in_event(node: Node) -> Node | None:
+    """Rewrites a field path to start at `event`; None if it is not a plain field path."""
+    chain: list[Member] = []
+    current = node
+    while isinstance(current, Member):
+        if not isinstance(current.key, Literal) or current.key.value.__class__ not in (str, int):
+            return None
+        chain.append(current)
+        current = current.target
+    if not isinstance(current, Name):
+        return None
+    rebuilt: Node = current
+    if current.name != "event":
+        rebuilt = Member(
+            Name("event", current.pos), Literal(current.name, current.pos), current.pos
+        )
+    for member in reversed(chain):
+        rebuilt = Member(rebuilt, member.key, member.pos)
+    return rebuilt
