@@ -18,6 +18,7 @@ serve: $(STAMP)
 	$(BIN)/kairos serve --host $(HOST) --port $(PORT) --config config
 
 test: $(STAMP)
+	$(BIN)/ruff check edge rules tests bench
 	$(BIN)/python -m pytest -q
 
 check: $(STAMP)

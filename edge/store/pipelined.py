@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 from urllib.parse import unquote, urlsplit
 
 import hiredis
