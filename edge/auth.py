@@ -47,8 +47,11 @@ def _digest(key: str) -> bytes:
 
 
 class KeyRing:
+    HEADER_CACHE_SIZE = 1024
+
     def __init__(self, settings: Settings) -> None:
         self._callers: dict[bytes, Caller] = {}
+        self._by_header: dict[str, Caller] = {}
         for site_id, site in settings.sites.items():
             for key in site.write_keys:
                 self._callers[_digest(key)] = Caller("public", site_id, site, frozenset({"ingest"}))
@@ -63,12 +66,22 @@ class KeyRing:
 
     def authenticate(self, authorization: str | None, body_key: str | None = None) -> Caller:
         """Basic auth with the key as user name (Segment's way), Bearer, or writeKey in the body."""
+        if authorization is not None:
+            # The same few headers arrive on every request: remember the ones that
+            # named a known key, so the common case skips base64 and hashing.
+            known = self._by_header.get(authorization)
+            if known is not None:
+                return known
         key = key_from_header(authorization) or body_key
         if not key:
             raise AuthError(401, "missing key: send HTTP Basic auth with the key as user name")
         caller = self.lookup(key)
         if caller is None:
             raise AuthError(401, "unknown key")
+        if authorization is not None and key_from_header(authorization) == key:
+            if len(self._by_header) >= self.HEADER_CACHE_SIZE:
+                self._by_header.clear()
+            self._by_header[authorization] = caller
         return caller
 
 
