@@ -56,6 +56,16 @@ class Connection:
         return status
 
 
+async def open_connections(host: str, port: int, count: int) -> list[Connection]:
+    """Open connections a little apart: uvicorn's workers share one listening socket,
+    and connections opened in a burst tend to be accepted by one worker only."""
+    connections = []
+    for _ in range(count):
+        connections.append(await Connection.open(host, port))
+        await asyncio.sleep(0.005)
+    return connections
+
+
 def build_requests(path_bodies: list[tuple[str, bytes]], auth: str, host: str) -> list[bytes]:
     out = []
     for path, body in path_bodies:
@@ -67,7 +77,7 @@ def build_requests(path_bodies: list[tuple[str, bytes]], auth: str, host: str) -
 
 async def closed_loop(host: str, port: int, requests: list[bytes], concurrency: int,
                       duration: float, warmup: float) -> dict:
-    connections = [await Connection.open(host, port) for _ in range(concurrency)]
+    connections = await open_connections(host, port, concurrency)
     latencies: list[float] = []
     errors = 0
     counter = 0
@@ -105,8 +115,8 @@ async def closed_loop(host: str, port: int, requests: list[bytes], concurrency: 
 async def open_loop(host: str, port: int, requests: list[bytes], rate: float, duration: float,
                     connections: int, warmup: float) -> dict:
     idle: asyncio.Queue[Connection] = asyncio.Queue()
-    for _ in range(connections):
-        idle.put_nowait(await Connection.open(host, port))
+    for conn in await open_connections(host, port, connections):
+        idle.put_nowait(conn)
     latencies: list[float] = []
     errors = 0
     started = time.perf_counter()
