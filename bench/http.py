@@ -96,14 +96,42 @@ def load(port: int, requests_file: str, mode: str, args: argparse.Namespace) -> 
     return orjson.loads(out)
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process and all its descendants (Linux /proc)."""
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+            for task in Path(f"/proc/{current}/task").iterdir():
+                children = (task / "children").read_text().split()
+                pending.extend(int(child) for child in children)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
 def run_target(name: str, command: list[str], port: int, requests_file: str,
-               args: argparse.Namespace, redis_url: str, ready_path: str) -> dict:
+               args: argparse.Namespace, redis_url: str, ready_path: str, redis_pid: int) -> dict:
     redis.Redis.from_url(redis_url).flushall()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         wait_up(port, process, ready_path)
-        result = {"saturation": load(port, requests_file, "closed", args)}
+        # CPU per request is steadier than throughput on a shared machine: it does
+        # not depend on how much of the CPU the other tenants leave us.
+        before = cpu_seconds(process.pid), cpu_seconds(redis_pid)
+        saturation = load(port, requests_file, "closed", args)
+        after = cpu_seconds(process.pid), cpu_seconds(redis_pid)
+        sent = saturation.pop("sent")
+        saturation["server_cpu_us_per_request"] = round((after[0] - before[0]) / sent * 1e6, 1)
+        saturation["redis_cpu_us_per_request"] = round((after[1] - before[1]) / sent * 1e6, 1)
+        result = {"saturation": saturation}
         redis.Redis.from_url(redis_url).flushall()
         result["fixed_rate"] = load(port, requests_file, "open", args)
     finally:
@@ -144,7 +172,8 @@ def main() -> None:
                     command = [sys.executable, "-m", "bench.floor", kind, str(port),
                                str(args.workers), server.url]
                     ready = "/healthz"
-                results[target] = run_target(target, command, port, requests_file, args, server.url, ready)
+                results[target] = run_target(target, command, port, requests_file, args, server.url,
+                                             ready, server.pid)
 
     report = {
         "date": datetime.date.today().isoformat(),

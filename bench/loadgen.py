@@ -109,7 +109,7 @@ async def closed_loop(host: str, port: int, requests: list[bytes], concurrency: 
     elapsed = time.perf_counter() - await flipper
     for conn in connections:
         conn.writer.close()
-    return summarize(latencies, errors, elapsed)
+    return summarize(latencies, errors, elapsed) | {"sent": counter}
 
 
 async def open_loop(host: str, port: int, requests: list[bytes], rate: float, duration: float,
