@@ -35,10 +35,14 @@ SINGLE_EVENT_TYPES = ("track", "page", "screen", "identify", "alias", "group")
 
 
 def routes() -> list[Route]:
-    table = [Route(f"/v1/{t}", ingest.single(t), methods=["POST"], name=f"ingest_{t}")
+    table = [Route(f"/v1/{t}", ingest.single(t, f"/v1/{t}"), methods=["POST"], name=f"ingest_{t}")
              for t in SINGLE_EVENT_TYPES]
     table += [
-        Route("/v1/batch", ingest.batch, methods=["POST"], name="ingest_batch"),
+        Route("/v1/batch", ingest.batch("/v1/batch"), methods=["POST"], name="ingest_batch"),
+        # Short paths for the website snippet: ad-blocker lists match words like
+        # "track" or "collect" in URLs, and a blocked tracker cannot personalize.
+        Route("/v1/e", ingest.single(None, "/v1/e"), methods=["POST"], name="ingest_event"),
+        Route("/v1/b", ingest.batch("/v1/b"), methods=["POST"], name="ingest_batch_short"),
         Route("/v1/{path:path}", ingest.preflight, methods=["OPTIONS"], name="cors_preflight"),
         Route("/v1/profiles/{profile_id}", profiles.get_profile, methods=["GET"], name="get_profile"),
         Route("/v1/profiles/{profile_id}", profiles.delete_profile, methods=["DELETE"],

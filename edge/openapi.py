@@ -75,7 +75,7 @@ def _operation(route: Route, method: str) -> dict[str, Any]:
         op["responses"]["401"] = _error("missing or unknown key")
         op["responses"]["403"] = _error("the key may not do this")
     if method == "POST" and route.path.startswith("/v1/") and route.path != "/v1/admin/reload":
-        schema = "Batch" if route.path == "/v1/batch" else "Event"
+        schema = "Batch" if route.path in ("/v1/batch", "/v1/b") else "Event"
         op["requestBody"] = {"required": True, "content": {
             "application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}},
             "text/plain": {"schema": {"$ref": f"#/components/schemas/{schema}"}},

@@ -180,3 +180,18 @@ def test_every_segment_route_accepts_its_event(edge, path):
     r = edge.post(path, body, SECRET_KEY)
     assert r.status_code == 200, r.text
     assert r.json()["success"] is True
+
+
+def test_snippet_paths_take_any_type_and_batches(edge, redis_client):
+    body = {"type": "page", "anonymousId": "sn", "writeKey": PUBLIC_KEY, "messageId": "sn-1"}
+    r = edge.http.post("/v1/e", content=orjson.dumps(body), headers={"Content-Type": "text/plain"})
+    assert r.status_code == 200, r.text
+    assert r.json()["slots"]["hero"]["rule"] == "first-visit"
+    r = edge.http.post("/v1/e", json={"anonymousId": "sn", "writeKey": PUBLIC_KEY})
+    assert r.status_code == 400 and r.json()["field"] == "type"
+    batch = {"writeKey": PUBLIC_KEY, "batch": [
+        {"type": "track", "event": "Product Viewed", "anonymousId": "sn", "messageId": "sn-2",
+         "properties": {"category": "shoes"}}]}
+    r = edge.http.post("/v1/b", content=orjson.dumps(batch), headers={"Content-Type": "text/plain"})
+    assert r.json() == {"success": True, "accepted": 1, "duplicates": 0}
+    assert edge.profile("anon:sn").json()["events"] == 2

@@ -63,8 +63,8 @@ def _request_info(headers: dict[str, str]) -> RequestInfo:
                        country=headers.get("cf-ipcountry") or headers.get("x-country"))
 
 
-def single(event_type: str):
-    route = f"/v1/{event_type}"
+def single(event_type: str | None, route: str):
+    """An endpoint for one event: of the given type, or (None) of the type the body names."""
 
     async def endpoint(request: Request) -> Response:
         started = time.perf_counter()
@@ -74,13 +74,15 @@ def single(event_type: str):
         state.metrics.route(route).observe(time.perf_counter() - started, response.status_code)
         return _cors(headers, state, response)
 
-    endpoint.__name__ = f"ingest_{event_type}"
-    endpoint.__doc__ = f"Ingest one {event_type} event and answer with the person's decisions."
+    endpoint.__name__ = f"ingest_{event_type or 'event'}"
+    endpoint.__doc__ = (
+        f"Ingest one {event_type} event and answer with the person's decisions." if event_type else
+        "Ingest one event of any type (the body's `type`) and answer with the person's decisions.")
     return endpoint
 
 
 async def _single(request: Request, headers: dict[str, str], state: EdgeState,
-                  event_type: str) -> Response:
+                  event_type: str | None) -> Response:
     settings = state.settings
     received = state.pipeline.clock.now_ms()
     try:
@@ -98,7 +100,8 @@ async def _single(request: Request, headers: dict[str, str], state: EdgeState,
             outcome = await state.pipeline.handle(incoming, caller, _request_info(headers))
     except (RedisError, OSError, TimeoutError, StoreError) as exc:
         return _unavailable(state, exc)
-    state.metrics.events.labels(event_type, "duplicate" if outcome.duplicate else "accepted").inc()
+    state.metrics.events.labels(incoming.event["type"],
+                                "duplicate" if outcome.duplicate else "accepted").inc()
     body: dict[str, Any] = {"success": True, "duplicate": outcome.duplicate, **outcome.answer}
     if not caller.is_public:
         body["profileId"] = outcome.profile_id
@@ -113,14 +116,17 @@ def _unavailable(state: EdgeState, exc: BaseException) -> Response:
                           **EMPTY_ANSWER}, 503, RETRY_AFTER)
 
 
-async def batch(request: Request) -> Response:
-    """Ingest up to limits.max_batch_events events of any type; idempotent by messageId."""
-    started = time.perf_counter()
-    state: EdgeState = request.app.state.edge
-    headers = header_map(request)
-    response = await _batch(request, headers, state)
-    state.metrics.route("/v1/batch").observe(time.perf_counter() - started, response.status_code)
-    return _cors(headers, state, response)
+def batch(route: str):
+    async def endpoint(request: Request) -> Response:
+        """Ingest up to limits.max_batch_events events of any type; idempotent by messageId."""
+        started = time.perf_counter()
+        state: EdgeState = request.app.state.edge
+        headers = header_map(request)
+        response = await _batch(request, headers, state)
+        state.metrics.route(route).observe(time.perf_counter() - started, response.status_code)
+        return _cors(headers, state, response)
+
+    return endpoint
 
 
 async def _batch(request: Request, headers: dict[str, str], state: EdgeState) -> Response:
