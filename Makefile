@@ -19,6 +19,7 @@ serve: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check edge rules tests bench
+	cd snippet && npm ci --no-audit --no-fund --silent && npm test --silent
 	$(BIN)/python -m pytest -q
 
 check: $(STAMP)

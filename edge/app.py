@@ -19,7 +19,7 @@ from edge import __version__, openapi
 from edge.auth import KeyRing
 from edge.clock import SystemClock
 from edge.config import DEMO_KEYS, Settings, load_settings
-from edge.http import admin, health, ingest, profiles
+from edge.http import admin, health, ingest, profiles, snippet
 from edge.http.common import error_response, json_response
 from edge.metrics import Metrics
 from edge.pipeline import Pipeline
@@ -48,6 +48,7 @@ def routes() -> list[Route]:
         Route("/v1/profiles/{profile_id}", profiles.delete_profile, methods=["DELETE"],
               name="delete_profile"),
         Route("/v1/admin/reload", admin.reload_rules, methods=["POST"], name="reload_rules"),
+        Route("/k.js", snippet.snippet, methods=["GET"], name="snippet"),
         Route("/healthz", health.healthz, methods=["GET"], name="healthz"),
         Route("/readyz", health.readyz, methods=["GET"], name="readyz"),
         Route("/metrics", health.metrics, methods=["GET"], name="metrics"),

@@ -22,6 +22,9 @@ class Site(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     origins: list[str] = []
     user_hash_secret: str = ""
     timezone: str = "UTC"
+    # The site's registrable domain (e.g. "shop.example") when the edge runs on a
+    # subdomain of it: the visitor cookie is then first-party for the whole site.
+    cookie_domain: str = ""
 
 
 class SecretKey(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -195,3 +195,22 @@ def test_snippet_paths_take_any_type_and_batches(edge, redis_client):
     r = edge.http.post("/v1/b", content=orjson.dumps(batch), headers={"Content-Type": "text/plain"})
     assert r.json() == {"success": True, "accepted": 1, "duplicates": 0}
     assert edge.profile("anon:sn").json()["events"] == 2
+
+
+def test_browser_gets_a_first_party_visitor_cookie(edge):
+    r = edge.post("/v1/page", {"anonymousId": "cookie-1"}, PUBLIC_KEY, Origin="http://shop.test")
+    cookie = r.headers["set-cookie"]
+    assert cookie.startswith("kairos_aid=cookie-1;")
+    assert "Max-Age=31536000" in cookie and "SameSite=lax" in cookie and "HttpOnly" not in cookie
+    # servers (secret keys) and ids unsafe in a cookie get none
+    assert "set-cookie" not in edge.post("/v1/page", {"anonymousId": "c2"}, SECRET_KEY, Origin="http://shop.test").headers
+    assert "set-cookie" not in edge.post("/v1/page", {"anonymousId": "a b;c"}, PUBLIC_KEY, Origin="http://shop.test").headers
+
+
+def test_snippet_is_served(edge):
+    r = edge.http.get("/k.js")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/javascript")
+    assert b"kairos" in r.content
+    again = edge.http.get("/k.js", headers={"If-None-Match": r.headers["etag"]})
+    assert again.status_code == 304

@@ -9,6 +9,7 @@ order for each person and concurrently across people.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import defaultdict
 from typing import Any
@@ -105,7 +106,34 @@ async def _single(request: Request, headers: dict[str, str], state: EdgeState,
     body: dict[str, Any] = {"success": True, "duplicate": outcome.duplicate, **outcome.answer}
     if not caller.is_public:
         body["profileId"] = outcome.profile_id
-    return json_response(body)
+    response = json_response(body)
+    _visitor_cookie(request, headers, caller, incoming.event.get("anonymousId"), response)
+    return response
+
+
+VISITOR_COOKIE = "kairos_aid"
+VISITOR_COOKIE_MAX_AGE = 365 * 86_400
+_COOKIE_SAFE = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
+
+def _visitor_cookie(request: Request, headers: dict[str, str], caller: Caller,
+                    anonymous_id: str | None, response: Response) -> None:
+    """Set the visitor's anonymous id as a cookie from the server.
+
+    Browsers cap the life of cookies that scripts set (Safari: 7 days); a
+    cookie in an HTTP response from the site's own domain keeps its Max-Age.
+    Only for browsers (a public key from an allowed Origin), and only for ids
+    that are safe inside a cookie header.
+    """
+    if not caller.is_public or "origin" not in headers or anonymous_id is None:
+        return
+    if not _COOKIE_SAFE.fullmatch(anonymous_id):
+        return
+    response.set_cookie(
+        VISITOR_COOKIE, anonymous_id, max_age=VISITOR_COOKIE_MAX_AGE, path="/",
+        domain=caller.site.cookie_domain or None, secure=request.url.scheme == "https",
+        httponly=False,  # the snippet reads it
+        samesite="lax")
 
 
 def _unavailable(state: EdgeState, exc: BaseException) -> Response:
@@ -171,8 +199,10 @@ async def _batch(request: Request, headers: dict[str, str], state: EdgeState) ->
         return _unavailable(state, exc)
     duplicates = sum(counts)
     state.metrics.events.labels("batch", "accepted").inc(len(incoming) - duplicates)
-    return json_response({"success": True, "accepted": len(incoming) - duplicates,
-                          "duplicates": duplicates})
+    response = json_response({"success": True, "accepted": len(incoming) - duplicates,
+                              "duplicates": duplicates})
+    _visitor_cookie(request, headers, caller, incoming[-1].event.get("anonymousId"), response)
+    return response
 
 
 async def preflight(request: Request) -> Response:
