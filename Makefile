@@ -6,7 +6,7 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test bench check clean
+.PHONY: serve test browser bench check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,10 +14,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
+# The browser tests drive Debian's Chromium (a test tool's own browser download
+# is not used). Installed when missing and when we may; without it the browser
+# tests skip, or fail when CI=true.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null); } \
+		|| echo "chromium is not installed: the browser tests will be skipped (or fail with CI=true)"
+
 serve: $(STAMP)
 	$(BIN)/kairos serve --host $(HOST) --port $(PORT) --config config
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/ruff check edge rules tests bench
 	cd snippet && npm ci --no-audit --no-fund --silent && npm test --silent
 	$(BIN)/python -m pytest -q

@@ -19,8 +19,9 @@ from edge import __version__, openapi
 from edge.auth import KeyRing
 from edge.clock import SystemClock
 from edge.config import DEMO_KEYS, Settings, load_settings
-from edge.http import admin, health, ingest, profiles, snippet
+from edge.http import admin, demo, health, ingest, profiles, snippet
 from edge.http.common import error_response, json_response
+from edge.http.fastpath import IngestFastPath
 from edge.metrics import Metrics
 from edge.pipeline import Pipeline
 from edge.rulebook import Rulebook
@@ -49,6 +50,9 @@ def routes() -> list[Route]:
               name="delete_profile"),
         Route("/v1/admin/reload", admin.reload_rules, methods=["POST"], name="reload_rules"),
         Route("/k.js", snippet.snippet, methods=["GET"], name="snippet"),
+        Route("/demo", demo.demo_page, methods=["GET"], name="demo_home"),
+        Route("/demo/sign", demo.demo_sign, methods=["GET"], name="demo_sign"),
+        Route("/demo/{path:path}", demo.demo_page, methods=["GET"], name="demo_file"),
         Route("/healthz", health.healthz, methods=["GET"], name="healthz"),
         Route("/readyz", health.readyz, methods=["GET"], name="readyz"),
         Route("/metrics", health.metrics, methods=["GET"], name="metrics"),
@@ -76,7 +80,7 @@ async def server_error(request: Request, exc: Exception) -> Response:
     return error_response(500, "internal", "unexpected error; it has been logged")
 
 
-def create_app(settings: Settings, redis_url: str, clock: Any = None) -> Starlette:
+def create_app(settings: Settings, redis_url: str, clock: Any = None) -> IngestFastPath:
     metrics = Metrics()
     rulebook = Rulebook(settings.rules_dir)
     client = aioredis.from_url(redis_url, decode_responses=False, health_check_interval=30)
@@ -116,10 +120,12 @@ def create_app(settings: Settings, redis_url: str, clock: Any = None) -> Starlet
     )
     app.state.edge = state
     app.state.openapi = openapi.build(app.routes, __version__)
-    return app
+    ingest_endpoints = {route.path: route.endpoint for route in app.routes
+                        if isinstance(route, Route) and route.name.startswith("ingest")}
+    return IngestFastPath(app, ingest_endpoints)
 
 
-def create_app_from_env() -> Starlette:
+def create_app_from_env() -> IngestFastPath:
     """Entry point for uvicorn workers: `kairos serve` passes the settings through the environment."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = load_settings(os.environ.get(ENV_CONFIG, "config"))

@@ -112,11 +112,14 @@ def basic(key: str) -> dict[str, str]:
 class LiveEdge:
     """The edge app served by uvicorn on a free port in a background thread."""
 
-    def __init__(self, config_dir: Path, redis_url: str, clock: FakeClock | None = None) -> None:
+    def __init__(self, config_dir: Path, redis_url: str, clock: Any = None,
+                 port: int | None = None) -> None:
+        """clock: a FakeClock by default; port: a free one by default (pass one to
+        write a configuration naming this server's origin before it starts)."""
         self.config_dir = config_dir
         self.redis_url = redis_url
         self.clock = clock or FakeClock()
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = create_app(load_settings(config_dir), redis_url, clock=self.clock)
         self._server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port,

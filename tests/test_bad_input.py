@@ -173,3 +173,13 @@ def test_gzip_body_accepted_and_bomb_refused(edge):
     error(r, 413, "body")
     r = edge.http.post("/v1/track", content=b"not gzip", headers={**basic(SECRET_KEY), "Content-Encoding": "gzip"})
     error(r, 400, "body")
+
+
+def test_unexpected_error_on_the_ingest_fast_path_is_json_500(edge, monkeypatch):
+    async def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(edge.app.state.edge.pipeline, "handle", broken)
+    r = edge.post("/v1/track", {"event": "E", "anonymousId": "x"})
+    assert r.status_code == 500
+    assert r.json()["error"] == "internal" and "a bug" not in r.text

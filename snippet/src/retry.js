@@ -48,6 +48,10 @@ export function createRetryStore(storage) {
     remove(ids) {
       write(read().filter((e) => !ids.includes(e.messageId)));
     },
-    clear: () => write([]),
+    // Nothing written: after a consent denial the snippet leaves no storage behind.
+    clear: () => {
+      mem = [];
+      storage.del(KEY);
+    },
   };
 }

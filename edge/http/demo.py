@@ -1,0 +1,74 @@
+"""The demo shop at /demo: static pages from `demo/` that load the snippet from this edge.
+
+Pretty paths map onto the files: `/demo` is `index.html`, `/demo/cart` is
+`cart.html`, `/demo/category/shoes` is the home page filtered by category (the
+page reads the category from its path). Only files inside `demo/` are served.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+
+from edge.auth import user_hash
+from edge.http.common import error_response, json_response
+
+DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
+DEMO_SITE = "demo"
+TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
+         ".js": "text/javascript; charset=utf-8", ".png": "image/png", ".svg": "image/svg+xml"}
+
+
+def resolve(path: str, root: Path = DEMO_DIR) -> Path | None:
+    """The file a request path names, or None when there is none inside root."""
+    root = root.resolve()
+    path = path.strip("/")
+    if path.startswith("category/"):
+        path = "index.html"
+    candidates = [path or "index.html"]
+    if not Path(candidates[0]).suffix:
+        candidates.append(candidates[0] + ".html")
+    for candidate in candidates:
+        if "\x00" in candidate:
+            return None
+        try:
+            target = (root / candidate).resolve()
+        except (OSError, ValueError):
+            return None
+        if target.is_relative_to(root) and target.is_file():
+            return target
+    return None
+
+
+async def demo_page(request: Request) -> Response:
+    """The demo shop: a static page, style sheet or script from demo/."""
+    target = resolve(request.path_params.get("path", ""))
+    if target is None:
+        return error_response(404, "not_found", f"no demo file {request.url.path}", field="path")
+    media_type = TYPES.get(target.suffix) or mimetypes.guess_type(target.name)[0]
+    return FileResponse(target, media_type=media_type,
+                        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
+
+
+async def demo_sign(request: Request) -> Response:
+    """Demo only: signs a user id with the demo site's user hash secret.
+
+    A browser's identify call names a customer only with a userHash, the
+    HMAC-SHA256 of the user id keyed with the site's secret. A real site computes
+    it in its own backend, after its own login has checked who the visitor is,
+    and never exposes the secret or a signing endpoint: anyone could then claim
+    to be any customer. The demo shop has no login and no backend, so this
+    endpoint plays that part, and only for the public demo site.
+    """
+    site = request.app.state.edge.settings.sites.get(DEMO_SITE)
+    if site is None or not site.user_hash_secret:
+        return error_response(404, "not_found", "the demo site is not configured", field="path")
+    user_id = request.query_params.get("user_id", "").strip()
+    if not user_id or len(user_id) > 256:
+        return error_response(400, "invalid", "user_id: expected 1 to 256 characters",
+                              field="user_id")
+    return json_response({"userHash": user_hash(site.user_hash_secret, user_id)},
+                         headers={"Cache-Control": "no-store"})
