@@ -6,7 +6,6 @@ import time
 from typing import Any
 
 import orjson
-import pytest
 
 from tests.browser.conftest import stream_events, stub, tracks, visit_as, wait_for
 
