@@ -39,7 +39,7 @@ test('page and context fields', () => {
   assert.equal(page(win, 'https://shop.example.com/').referrer, 'https://shop.example.com/');
   const ctx = context(win);
   assert.deepEqual(ctx.campaign, { medium: 'cpc', gclid: 'abc' });
-  assert.deepEqual(ctx.library, { name: 'kairos-snippet', version: VERSION });
+  assert.deepEqual(ctx['library'], { name: 'kairos-snippet', version: VERSION });
   assert.deepEqual(ctx.screen, { width: 1440, height: 900 });
   assert.equal(ctx.locale, 'en-GB');
   assert.equal(ctx.timezone, Intl.DateTimeFormat().resolvedOptions().timeZone);

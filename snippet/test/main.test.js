@@ -70,7 +70,7 @@ test('queued calls replay in order; the automatic page view goes to /v1/e in Seg
   assert.equal(pv.properties.url, 'https://shop.example.com/products?utm_source=news');
   assert.deepEqual(pv.context.page, { url: 'https://shop.example.com/products?utm_source=news', path: '/products', referrer: '', title: 'Home', search: '?utm_source=news' });
   assert.deepEqual(pv.context.campaign, { source: 'news' });
-  assert.equal(pv.context.library.name, 'kairos-snippet');
+  assert.equal(pv.context['library'].name, 'kairos-snippet');
   assert.equal(pv.context.userHash, 'h1');
   assert.deepEqual(pv.context.screen, { width: 1440, height: 900 });
   assert.equal(pv.context.locale, 'en-GB');
