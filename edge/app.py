@@ -50,6 +50,8 @@ def routes() -> list[Route]:
               name="delete_profile"),
         Route("/v1/admin/reload", admin.reload_rules, methods=["POST"], name="reload_rules"),
         Route("/k.js", snippet.snippet, methods=["GET"], name="snippet"),
+        Route("/kairos-sw.js", snippet.service_worker, methods=["GET"], name="service_worker"),
+        Route("/v1/push-key", snippet.push_key, methods=["GET"], name="push_key"),
         Route("/demo", demo.demo_page, methods=["GET"], name="demo_home"),
         Route("/demo/sign", demo.demo_sign, methods=["GET"], name="demo_sign"),
         Route("/demo/{path:path}", demo.demo_page, methods=["GET"], name="demo_file"),

@@ -25,6 +25,9 @@ class Site(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # The site's registrable domain (e.g. "shop.example") when the edge runs on a
     # subdomain of it: the visitor cookie is then first-party for the whole site.
     cookie_domain: str = ""
+    # Web Push: the site's VAPID public key (base64url). The snippet's service
+    # worker subscribes with it; empty means the site does not use Web Push.
+    vapid_public_key: str = ""
 
 
 class SecretKey(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

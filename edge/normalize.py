@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from edge import ecommerce
+from edge import channels, ecommerce
 from edge.auth import Caller, verify_user_hash
 from edge.config import Limits
 from edge.wire import EVENT_TYPES, Event, InputError
@@ -227,6 +227,7 @@ def normalize(event: Event, caller: Caller, limits: Limits, received_ms: int,
         _split_traits(traits, incoming, f"{prefix}traits")
     elif kind == "track":
         ecommerce.apply(event.event or "", properties, incoming)
+        channels.apply(event.event or "", properties, incoming, prefix)
     return incoming
 
 

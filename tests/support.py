@@ -22,6 +22,7 @@ PUBLIC_KEY = "pk-test"
 SECRET_KEY = "sk-test"
 READ_ONLY_KEY = "sk-readonly"
 USER_HASH_SECRET = "test-user-hash-secret"
+VAPID_PUBLIC_KEY = "BDNP63fL68TKw3qsNcMnNRTAoBM9OSt12KXqnuMoCAf1tNSzhQEzAMMajhKVU_JkfdtZbKM-wAvYjAyckO9IvFE"
 
 SETTINGS_YAML = f"""
 sites:
@@ -31,6 +32,7 @@ sites:
     origins: ["{ORIGIN}"]
     user_hash_secret: {USER_HASH_SECRET}
     timezone: Europe/Prague
+    vapid_public_key: {VAPID_PUBLIC_KEY}
 secret_keys:
   {SECRET_KEY}:
     site: shop

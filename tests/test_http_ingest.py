@@ -214,3 +214,24 @@ def test_snippet_is_served(edge):
     assert b"kairos" in r.content
     again = edge.http.get("/k.js", headers={"If-None-Match": r.headers["etag"]})
     assert again.status_code == 304
+
+
+def test_web_push_key_and_subscription_become_the_push_address(edge):
+    from tests.support import VAPID_PUBLIC_KEY
+
+    r = edge.http.get("/v1/push-key", params={"writeKey": PUBLIC_KEY})
+    assert r.json() == {"vapidPublicKey": VAPID_PUBLIC_KEY}
+    assert edge.http.get("/v1/push-key", params={"writeKey": "nope"}).status_code == 401
+    subscription = {"endpoint": "https://push.example/send/abc", "expirationTime": None,
+                    "keys": {"p256dh": "BPx", "auth": "k1"}}
+    r = edge.http.post("/v1/e", content=orjson.dumps({
+        "type": "track", "event": "Push Subscribed", "anonymousId": "pushy", "writeKey": PUBLIC_KEY,
+        "properties": {"subscription": subscription}}), headers={"Content-Type": "text/plain"})
+    assert r.status_code == 200, r.text
+    assert edge.profile("anon:pushy").json()["traits"]["push_subscription"] == subscription
+    bad = {**subscription, "endpoint": "http://push.example/plain"}
+    r = edge.post("/v1/track", {"event": "Push Subscribed", "anonymousId": "pushy",
+                                "properties": {"subscription": bad}}, PUBLIC_KEY)
+    assert r.status_code == 400 and r.json()["field"] == "properties.subscription.endpoint"
+    r = edge.http.get("/kairos-sw.js")
+    assert r.status_code == 200 and b"pushManager" in r.content

@@ -1,7 +1,8 @@
-"""Serves the website snippet's core (`snippet/dist/kairos.js`) at /k.js.
+"""Serves the website snippet: its core at /k.js, its service worker at
+/kairos-sw.js, and the site's Web Push key at /v1/push-key.
 
-A short path without "analytics" or "track" in it, so ad-blocker lists do
-not match it. The file is read once and answered from memory with an ETag.
+Short paths without "analytics" or "track" in them, so ad-blocker lists do
+not match them. Files are read once and answered from memory with an ETag.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import Response
 
-from edge.http.common import error_response
+from edge.http.common import error_response, json_response
 
-SNIPPET_FILE = Path(__file__).resolve().parents[2] / "snippet" / "dist" / "kairos.js"
+DIST = Path(__file__).resolve().parents[2] / "snippet" / "dist"
 
 
 class SnippetFile:
-    def __init__(self, path: Path = SNIPPET_FILE) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
         self._body: bytes | None = None
         self.etag = ""
@@ -30,16 +31,38 @@ class SnippetFile:
         return self._body
 
 
-_snippet = SnippetFile()
+_core = SnippetFile(DIST / "kairos.js")
+_service_worker = SnippetFile(DIST / "kairos-sw.js")
+
+
+def _serve(request: Request, file: SnippetFile) -> Response:
+    body = file.load()
+    if body is None:
+        return error_response(404, "not_found", "the snippet is not built (cd snippet && npm run build)")
+    headers = {"ETag": file.etag, "Cache-Control": "public, max-age=300",
+               "X-Content-Type-Options": "nosniff"}
+    if request.headers.get("if-none-match") == file.etag:
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="text/javascript; charset=utf-8", headers=headers)
 
 
 async def snippet(request: Request) -> Response:
     """The website snippet's core script."""
-    body = _snippet.load()
-    if body is None:
-        return error_response(404, "not_found", "the snippet is not built (cd snippet && npm run build)")
-    headers = {"ETag": _snippet.etag, "Cache-Control": "public, max-age=300",
-               "X-Content-Type-Options": "nosniff"}
-    if request.headers.get("if-none-match") == _snippet.etag:
-        return Response(status_code=304, headers=headers)
-    return Response(body, media_type="text/javascript; charset=utf-8", headers=headers)
+    return _serve(request, _core)
+
+
+async def service_worker(request: Request) -> Response:
+    """The snippet's service worker for Web Push (a site serves it from its own origin)."""
+    return _serve(request, _service_worker)
+
+
+async def push_key(request: Request) -> Response:
+    """The site's Web Push (VAPID) public key, for the service worker; public information."""
+    state = request.app.state.edge
+    caller = state.keyring.lookup(request.query_params.get("writeKey"))
+    if caller is None:
+        return error_response(401, "unauthorized", "unknown key", field="writeKey")
+    if not caller.site.vapid_public_key:
+        return error_response(404, "not_found", "this site does not use Web Push")
+    return json_response({"vapidPublicKey": caller.site.vapid_public_key},
+                         headers={"Cache-Control": "public, max-age=300"})

@@ -116,6 +116,12 @@ export function start(win) {
       if (newId) emit('alias', { userId: String(newId), previousId: ids.userId || ids.anonymousId }, obj(options).userHash);
     },
     reset: () => ids.reset(),
+    // Web Push, once the site has the visitor's permission for notifications: the
+    // service worker (sw.js) subscribes with the site's key and tells the edge.
+    push(sw) {
+      if (gate.state === 'granted' && nav.serviceWorker)
+        return nav.serviceWorker.register((sw || '/kairos-sw.js') + '?' + new URLSearchParams({ u: url, k: key, a: ids.anonymousId }));
+    },
   };
 
   // Unknown names throw here, inside safe(); inherited ones ("toString") do nothing.

@@ -27,6 +27,7 @@ test('dist/ is up to date with src/ (run `npm run build`)', async () => {
   const built = await build();
   assert.equal(dist('kairos.js'), built.core);
   assert.equal(dist('stub.min.js'), built.stub);
+  assert.equal(dist('kairos-sw.js'), built.sw);
 });
 
 test('the built files use no eval, Function constructor or string timers', () => {

@@ -1,0 +1,41 @@
+"""Events that give a person a new way to be reached: their channel addresses.
+
+"Push Subscribed" (sent by the snippet's service worker) carries a Web Push
+subscription; it is kept as the trait `push_subscription`, the person's push
+address for the channels that deliver later.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from edge.wire import InputError
+
+if TYPE_CHECKING:
+    from edge.normalize import Incoming
+
+PUSH_SUBSCRIBED = "Push Subscribed"
+PUSH_TRAIT = "push_subscription"
+
+
+def apply(event_name: str, properties: dict[str, Any], incoming: "Incoming", path: str) -> None:
+    if event_name == PUSH_SUBSCRIBED:
+        incoming.traits_set[PUSH_TRAIT] = push_subscription(properties.get("subscription"),
+                                                            f"{path}properties.subscription")
+
+
+def push_subscription(value: Any, field: str) -> dict[str, Any]:
+    """A PushSubscription's JSON: an https endpoint and the p256dh and auth keys."""
+    if not isinstance(value, dict):
+        raise InputError(field, "expected a push subscription object")
+    endpoint = value.get("endpoint")
+    if not isinstance(endpoint, str) or urlsplit(endpoint).scheme != "https" or not urlsplit(endpoint).netloc:
+        raise InputError(f"{field}.endpoint", "expected an https URL")
+    keys = value.get("keys")
+    if not isinstance(keys, dict) or not all(isinstance(keys.get(k), str) and keys.get(k)
+                                             for k in ("p256dh", "auth")):
+        raise InputError(f"{field}.keys", "expected p256dh and auth")
+    expiration = value.get("expirationTime")
+    return {"endpoint": endpoint, "keys": {"p256dh": keys["p256dh"], "auth": keys["auth"]},
+            "expirationTime": expiration if isinstance(expiration, (int, float)) else None}
