@@ -10,7 +10,7 @@
   var f = w.kairos = function () { f.q.push(arguments); };
   f.q = []; f.u = u; f.k = k; f.o = o = o || {}; f.t = +new Date();
   try {
-    var n = (d.currentScript || 0).nonce, l = d.documentElement.classList, p = 'kairos-pending',
+    var n = (d.currentScript || 0).nonce, l = d.documentElement.classList, p = 'kairos-wait',
       r = function () { l.remove(p); }, s = d.createElement('style');
     if (o.timeout !== 0) {
       s.nonce = n;

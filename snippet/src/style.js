@@ -2,7 +2,7 @@
 // layout does not move) and styles messages. Injected once with the page's
 // CSP nonce.
 
-export const PENDING = 'kairos-pending';
+export const PENDING = 'kairos-wait';
 
 const FIXED = 'position:fixed;z-index:2147483000;';
 

@@ -22,7 +22,7 @@ function stub(win, options = {}, calls = []) {
   const f = function () { f.q.push(arguments); };
   Object.assign(f, { q: [], u: EDGE, k: 'KEY', o: options, t: Date.now() });
   win.kairos = f;
-  win.document.documentElement.classList.add('kairos-pending');
+  win.document.documentElement.classList.add('kairos-wait');
   for (const c of calls) f(...c);
 }
 
@@ -48,7 +48,7 @@ async function run(win, ms = 0) {
 
 const pageViews = (win) => win.fetch.calls.filter((c) => c.url === EDGE + '/v1/e').map((c) => c.body);
 const batched = (win) => win.fetch.calls.filter((c) => c.url === EDGE + '/v1/b').flatMap((c) => c.body.batch);
-const pending = (win) => win.document.documentElement.classList.contains('kairos-pending');
+const pending = (win) => win.document.documentElement.classList.contains('kairos-wait');
 
 test('queued calls replay in order; the automatic page view goes to /v1/e in Segment\'s shape', async () => {
   const win = page(fakeWindow({ fetch: edge() }));

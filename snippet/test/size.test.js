@@ -9,16 +9,17 @@ const STUB_MAX = 400;
 const CORE_MAX = 5120;
 
 const dist = (name) => readFileSync(new URL('../dist/' + name, import.meta.url), 'utf8');
-const gz = (text) => gzipSync(Buffer.from(text), { level: 9 }).length;
+// As `gzip -9 FILE` counts it: the gzip stream plus the file name it stores (and its NUL).
+const gzFile = (name) => gzipSync(Buffer.from(dist(name)), { level: 9 }).length + name.length + 1;
 
 test(`the inline stub is at most ${STUB_MAX} bytes gzipped`, (t) => {
-  const size = gz(dist('stub.min.js'));
+  const size = gzFile('stub.min.js');
   t.diagnostic(`stub.min.js: ${size} bytes gzipped`);
   assert.ok(size <= STUB_MAX, `${size} > ${STUB_MAX}`);
 });
 
 test(`the core is at most ${CORE_MAX} bytes gzipped`, (t) => {
-  const size = gz(dist('kairos.js'));
+  const size = gzFile('kairos.js');
   t.diagnostic(`kairos.js: ${size} bytes gzipped`);
   assert.ok(size <= CORE_MAX, `${size} > ${CORE_MAX}`);
 });

@@ -44,37 +44,37 @@ for (const [name, code] of Object.entries(SOURCES)) {
   test(`${name}: hides only the slots, with a nonced stylesheet, until the timeout`, () => {
     const { doc, timers } = run(code, { nonce: 'abc123' });
     const style = doc.head.children.find((c) => c.tagName === 'STYLE');
-    assert.equal(style.textContent, '.kairos-pending [data-kairos-slot]{visibility:hidden}');
+    assert.equal(style.textContent, '.kairos-wait [data-kairos-slot]{visibility:hidden}');
     assert.equal(style.nonce, 'abc123');
-    assert.ok(doc.documentElement.classList.contains('kairos-pending'));
+    assert.ok(doc.documentElement.classList.contains('kairos-wait'));
     timers.advance(799);
-    assert.ok(doc.documentElement.classList.contains('kairos-pending'));
+    assert.ok(doc.documentElement.classList.contains('kairos-wait'));
     timers.advance(1);
-    assert.ok(!doc.documentElement.classList.contains('kairos-pending'));
+    assert.ok(!doc.documentElement.classList.contains('kairos-wait'));
   });
 
   test(`${name}: once the core runs, the stub's timer leaves the reveal to it`, () => {
     const { win, doc, timers } = run(code);
     win.kairos.l = 1;
     timers.advance(5000);
-    assert.ok(doc.documentElement.classList.contains('kairos-pending'));
+    assert.ok(doc.documentElement.classList.contains('kairos-wait'));
   });
 
   test(`${name}: a blocked core reveals the slots at once`, () => {
     const { doc } = run(code);
     const script = doc.head.children.find((c) => c.tagName === 'SCRIPT');
     script.onerror();
-    assert.ok(!doc.documentElement.classList.contains('kairos-pending'));
+    assert.ok(!doc.documentElement.classList.contains('kairos-wait'));
   });
 
   test(`${name}: options: timeout 0 hides nothing, another timeout is honoured`, () => {
     const none = run(withOptions(code, ', {timeout: 0}'));
-    assert.ok(!none.doc.documentElement.classList.contains('kairos-pending'));
+    assert.ok(!none.doc.documentElement.classList.contains('kairos-wait'));
     assert.equal(none.doc.head.children.filter((c) => c.tagName === 'STYLE').length, 0);
     assert.equal(none.win.kairos.o.timeout, 0);
     const short = run(withOptions(code, ', {timeout: 300, consent: "pending"}'));
     short.timers.advance(300);
-    assert.ok(!short.doc.documentElement.classList.contains('kairos-pending'));
+    assert.ok(!short.doc.documentElement.classList.contains('kairos-wait'));
     assert.equal(short.win.kairos.o.consent, 'pending');
   });
 

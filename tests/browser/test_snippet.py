@@ -91,7 +91,7 @@ def test_offline_then_online_delivers_every_event_exactly_once(page, context, li
 REVEAL_PROBE = """
 window.__reveal = {added: null, removed: null};
 new MutationObserver(() => {
-  const pending = document.documentElement.classList.contains('kairos-pending');
+  const pending = document.documentElement.classList.contains('kairos-wait');
   if (pending && window.__reveal.added === null) window.__reveal.added = performance.now();
   if (!pending && window.__reveal.added !== null && window.__reveal.removed === null)
     window.__reveal.removed = performance.now();
