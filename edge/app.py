@@ -19,13 +19,14 @@ from edge import __version__, openapi
 from edge.auth import KeyRing
 from edge.clock import SystemClock
 from edge.config import DEMO_KEYS, Settings, load_settings
-from edge.http import admin, demo, health, ingest, profiles, snippet
+from edge.http import admin, catalog, demo, health, ingest, profiles, snippet
 from edge.http.common import error_response, json_response
 from edge.http.fastpath import IngestFastPath
 from edge.metrics import Metrics
 from edge.pipeline import Pipeline
 from edge.rulebook import Rulebook
 from edge.state import EdgeState
+from edge.store.catalog import CatalogStore
 from edge.store.profiles import ProfileStore
 
 log = logging.getLogger("kairos")
@@ -48,6 +49,11 @@ def routes() -> list[Route]:
         Route("/v1/profiles/{profile_id}", profiles.get_profile, methods=["GET"], name="get_profile"),
         Route("/v1/profiles/{profile_id}", profiles.delete_profile, methods=["DELETE"],
               name="delete_profile"),
+        Route("/v1/catalog/products", catalog.put_products, methods=["PUT"], name="catalog_products"),
+        Route("/v1/catalog/products/{product_id:path}", catalog.get_product, methods=["GET"],
+              name="catalog_product"),
+        Route("/v1/catalog/products/{product_id:path}", catalog.delete_product, methods=["DELETE"],
+              name="catalog_product"),
         Route("/v1/admin/reload", admin.reload_rules, methods=["POST"], name="reload_rules"),
         Route("/k.js", snippet.snippet, methods=["GET"], name="snippet"),
         Route("/kairos-sw.js", snippet.service_worker, methods=["GET"], name="service_worker"),
@@ -87,10 +93,11 @@ def create_app(settings: Settings, redis_url: str, clock: Any = None) -> IngestF
     rulebook = Rulebook(settings.rules_dir)
     client = aioredis.from_url(redis_url, decode_responses=False, health_check_interval=30)
     store = ProfileStore(client, settings, redis_url)
-    pipeline = Pipeline(store, rulebook, metrics, clock or SystemClock())
+    catalog_store = CatalogStore(client, settings, clock or SystemClock())
+    pipeline = Pipeline(store, rulebook, metrics, clock or SystemClock(), catalog_store)
     origins = frozenset(o for site in settings.sites.values() for o in site.origins)
     state = EdgeState(settings, KeyRing(settings), client, store, rulebook, pipeline, metrics,
-                      origins)
+                      origins, catalog=catalog_store)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

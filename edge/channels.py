@@ -2,7 +2,8 @@
 
 "Push Subscribed" (sent by the snippet's service worker) carries a Web Push
 subscription; it is kept as the trait `push_subscription`, the person's push
-address for the channels that deliver later.
+address for the channels that deliver later, and the browser's permission
+prompt that preceded it counts as consent to push.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from edge.consent import ConsentChange
 from edge.wire import InputError
 
 if TYPE_CHECKING:
@@ -23,6 +25,8 @@ def apply(event_name: str, properties: dict[str, Any], incoming: "Incoming", pat
     if event_name == PUSH_SUBSCRIBED:
         incoming.traits_set[PUSH_TRAIT] = push_subscription(properties.get("subscription"),
                                                             f"{path}properties.subscription")
+        # The browser asked the person before it subscribed: that permission is consent to push.
+        incoming.consent.append(ConsentChange("push", True, "push subscription"))
 
 
 def push_subscription(value: Any, field: str) -> dict[str, Any]:

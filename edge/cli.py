@@ -1,4 +1,4 @@
-"""The `kairos` command: serve, check."""
+"""The `kairos` command: serve, check, import."""
 
 from __future__ import annotations
 
@@ -38,9 +38,28 @@ def main(argv: list[str] | None = None) -> int:
                                             "file:line:column and the reason for each problem.")
     check.add_argument("config", nargs="?", default="config", help="configuration folder (default ./config)")
 
+    importing = commands.add_parser("import", help="load data into Redis",
+                                    description="Load data into the edge's Redis.")
+    what = importing.add_subparsers(dest="what", required=True)
+    catalog = what.add_parser(
+        "catalog", help="import a product feed",
+        description="Validate a product feed (.json, .jsonl or .csv, optionally .gz) and upsert "
+                    "its products. Bad rows are skipped and listed; the exit status is 0 when "
+                    "the file was read (1 with --strict if any row was rejected), 1 when the "
+                    "file or Redis cannot be used.")
+    catalog.add_argument("file", help="the feed file")
+    catalog.add_argument("--config", default="config", help="configuration folder (default ./config)")
+    catalog.add_argument("--redis", metavar="URL", default=None,
+                         help="external Redis (default: the embedded one, as serve uses it)")
+    catalog.add_argument("--data-dir", default="var", help="the embedded Redis's data (default ./var)")
+    catalog.add_argument("--batch-size", type=int, default=500, help="products per write (default 500)")
+    catalog.add_argument("--strict", action="store_true", help="exit 1 if any row was rejected")
+
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve_command(args)
+    if args.command == "import":
+        return import_catalog_command(args)
     return check_command(args.config)
 
 
@@ -97,6 +116,68 @@ def serve_command(args: argparse.Namespace) -> int:
         if metrics_dir is not None:
             metrics_dir.cleanup()
     return 0
+
+
+def import_catalog_command(args: argparse.Namespace) -> int:
+    import asyncio
+
+    import redis.asyncio as aioredis
+    from redis.exceptions import RedisError
+
+    from edge.catalog_import import (Feed, FeedError, ProgressBar, Summary, import_feed,
+                                     print_summary)
+    from edge.store.catalog import CatalogError, CatalogStore
+    from edge.store.embedded import EmbeddedRedis
+
+    try:
+        settings = load_settings(args.config)
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    path = Path(args.file)
+    try:
+        feed = Feed(path)  # a file that cannot be opened fails here, before Redis starts
+    except FeedError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    embedded = None
+    redis_url = args.redis
+    if redis_url is None:
+        # The server `kairos serve` runs on this data dir, if any: two servers on one
+        # append-only file would corrupt it, and the running edge sees the products at once.
+        data_dir = Path(args.data_dir) / "redis"
+        redis_url = EmbeddedRedis.running_url(data_dir)
+        if redis_url is None:
+            embedded = EmbeddedRedis(data_dir)
+            try:
+                redis_url = embedded.start()
+            except RuntimeError as exc:
+                feed.close()
+                print(exc, file=sys.stderr)
+                return 1
+
+    async def run() -> Summary:
+        client = aioredis.from_url(redis_url, decode_responses=False)
+        try:
+            store = CatalogStore(client, settings)
+            progress = ProgressBar(sys.stderr, f"importing {path.name}")
+            return await import_feed(feed, store, max(1, args.batch_size), progress)
+        finally:
+            await client.aclose()
+
+    try:
+        summary = asyncio.run(run())
+    except (RedisError, OSError, CatalogError) as exc:
+        print(f"\nRedis: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        feed.close()
+        if embedded is not None:
+            embedded.stop()
+    print_summary(summary, path)
+    if summary.error:
+        return 1
+    return 1 if args.strict and summary.rejected else 0
 
 
 if __name__ == "__main__":

@@ -13,6 +13,10 @@ from pathlib import Path
 import msgspec
 import yaml
 
+from rules.definitions import CHANNELS, PURPOSES
+
+CONSENT_NAMES = (*PURPOSES, *CHANNELS)
+
 CONFIG_FILE_NAME = "kairos.yaml"
 
 
@@ -28,6 +32,10 @@ class Site(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Web Push: the site's VAPID public key (base64url). The snippet's service
     # worker subscribes with it; empty means the site does not use Web Push.
     vapid_public_key: str = ""
+    # Consent assumed for a purpose or channel the person has not answered yet
+    # (edge.consent.DEFAULTS fills the rest: opt-in for marketing and for push,
+    # email, SMS and WhatsApp).
+    consent_defaults: dict[str, bool] = {}
 
 
 class SecretKey(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -62,6 +70,18 @@ class StreamSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_length: int = 1_000_000
 
 
+class CatalogSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # Upsell offers products of the same category that cost at least this much
+    # more (0.10 = 10% more): a step small enough to be an easy yes, big enough
+    # not to look like the same product.
+    upsell_step: float = 0.10
+    # Cross-sell counts pairs within one order: an order of n products costs
+    # n·(n−1) increments, so huge (B2B) orders are cut to their first products.
+    max_order_products: int = 50
+    # Co-purchase counts kept per product; the rarest pairs are forgotten beyond it.
+    max_cross_sell_per_product: int = 500
+
+
 class RedisSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     deadline_ms: int = 1000
 
@@ -74,6 +94,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     profiles: ProfileLimits = ProfileLimits()
     stream: StreamSettings = StreamSettings()
     redis: RedisSettings = RedisSettings()
+    catalog: CatalogSettings = CatalogSettings()
     # Filled in by load_settings, not read from the file.
     config_dir: str = "."
 
@@ -82,7 +103,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return Path(self.config_dir) / self.rules
 
 
-KNOWN_SCOPES = frozenset({"ingest", "profiles:read", "profiles:delete", "admin", "journeys:enroll"})
+KNOWN_SCOPES = frozenset({"ingest", "profiles:read", "profiles:delete", "admin", "journeys:enroll",
+                          "catalog:read", "catalog:write"})
 DEMO_KEYS = frozenset({"demo", "demo-secret"})
 
 
@@ -124,6 +146,10 @@ def validate(settings: Settings) -> list[str]:
                 problems.append(
                     f"sites.{site_id}.origins: {origin!r} must look like https://host[:port]"
                 )
+        for name in site.consent_defaults:
+            if name not in CONSENT_NAMES:
+                problems.append(f"sites.{site_id}.consent_defaults: unknown purpose or channel "
+                                f"{name!r}; expected one of: {', '.join(CONSENT_NAMES)}")
     for key, secret in settings.secret_keys.items():
         label = f"secret_keys.{key if key in DEMO_KEYS else key[:4] + '…'}"
         if key in seen_keys:
@@ -140,4 +166,7 @@ def validate(settings: Settings) -> list[str]:
     for name, value in msgspec.structs.asdict(settings.profiles).items():
         if value <= 0:
             problems.append(f"profiles.{name}: must be positive")
+    for name, value in msgspec.structs.asdict(settings.catalog).items():
+        if value < 0 or (value == 0 and name != "upsell_step"):
+            problems.append(f"catalog.{name}: must be positive")
     return problems

@@ -2,7 +2,8 @@
 
 The names follow Segment's E-commerce v2 spec, which SDKs and shops already send:
 "Product Viewed" feeds recently viewed products and categories, "Product Added"
-and "Product Removed" edit the cart, "Order Completed" empties it.
+and "Product Removed" edit the cart, "Order Completed" empties it and counts its
+products as bought together (for the catalog's cross-sell).
 """
 
 from __future__ import annotations
@@ -65,6 +66,16 @@ def apply(event_name: str, properties: dict[str, Any], incoming: "Incoming") -> 
             incoming.cart = CartChange("remove", product_id, b"", _quantity(properties))
     elif event_name in (ORDER_COMPLETED, CART_CLEARED):
         incoming.cart = CartChange("clear")
+        if event_name == ORDER_COMPLETED:
+            incoming.purchased = ordered_products(properties.get("products"))
+
+
+def ordered_products(products: Any) -> list[str]:
+    """Product ids of an order's `products` list, without repeats."""
+    if not isinstance(products, list):
+        return []
+    found = (product_id_of(item) for item in products if isinstance(item, dict))
+    return list(dict.fromkeys(product_id for product_id in found if product_id))
 
 
 def cart_from_fields(flat: list[bytes], updated_at: int | None) -> dict[str, Any]:

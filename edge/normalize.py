@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from edge import channels, ecommerce
+from edge import channels, consent, ecommerce, engagement
 from edge.auth import Caller, verify_user_hash
 from edge.config import Limits
 from edge.wire import EVENT_TYPES, Event, InputError
@@ -44,6 +44,9 @@ class Incoming:
     product: str = ""
     category: str = ""
     cart: ecommerce.CartChange | None = None
+    purchased: list[str] = field(default_factory=list)  # product ids of a completed order
+    consent: list[consent.ConsentChange] = field(default_factory=list)
+    engagement: engagement.Engagement | None = None
 
 
 def to_ms(moment: datetime) -> int:
@@ -226,8 +229,12 @@ def normalize(event: Event, caller: Caller, limits: Limits, received_ms: int,
     if kind == "identify":
         _split_traits(traits, incoming, f"{prefix}traits")
     elif kind == "track":
-        ecommerce.apply(event.event or "", properties, incoming)
-        channels.apply(event.event or "", properties, incoming, prefix)
+        name = event.event or ""
+        ecommerce.apply(name, properties, incoming)
+        channels.apply(name, properties, incoming, prefix)
+        if name == consent.CONSENT_EVENT:
+            incoming.consent = consent.parse(properties, f"{prefix}properties", "consent event")
+        incoming.engagement = engagement.engagement_of(name, properties)
     return incoming
 
 
@@ -248,6 +255,8 @@ def _split_traits(traits: dict[str, Any], incoming: Incoming, path: str) -> None
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise InputError(f"{path}.{UNSET_KEY}", "expected a list of trait names")
             incoming.traits_unset.extend(value)
+        elif key == consent.CONSENT_TRAIT:
+            incoming.consent = consent.parse(value, f"{path}.{key}", "identify")
         elif value is None:
             incoming.traits_unset.append(key)
         else:

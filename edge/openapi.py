@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 from starlette.routing import Route
 
+from edge.catalog import Product
 from edge.wire import Batch, Event
 
 ERROR_SCHEMA = {
@@ -37,7 +38,7 @@ DECISIONS_SCHEMA = {
 
 def build(routes: list[Route], version: str) -> dict[str, Any]:
     _, components = msgspec.json.schema_components(
-        [Event, Batch], ref_template="#/components/schemas/{name}")
+        [Event, Batch, Product], ref_template="#/components/schemas/{name}")
     components["Error"] = ERROR_SCHEMA
     components["Decisions"] = DECISIONS_SCHEMA
     paths: dict[str, Any] = {}
@@ -90,9 +91,38 @@ def _operation(route: Route, method: str) -> dict[str, Any]:
                              "schema": {"type": "string"},
                              "description": "profile id or identifier kind:value"}]
         op["responses"]["404"] = _error("no profile for this identifier")
+    if route.path.startswith("/v1/catalog/"):
+        _catalog(route, method, op)
     if route.path == "/v1/admin/reload":
         op["responses"]["422"] = _error("the rules on disk are invalid; the running ones stay")
     return op
+
+
+def _catalog(route: Route, method: str, op: dict[str, Any]) -> None:
+    op["responses"]["503"] = _error("the catalog store did not answer; retry after Retry-After")
+    if method == "PUT":
+        products = {"type": "array", "items": {"$ref": "#/components/schemas/Product"}}
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": {
+            "oneOf": [products, {"type": "object", "properties": {"products": products},
+                                 "required": ["products"]}]}}}}
+        op["responses"]["200"] = {"description": "written; rejected rows listed", "content": {
+            "application/json": {"schema": {"type": "object", "properties": {
+                "accepted": {"type": "integer"},
+                "rejected": {"type": "array", "items": {"type": "object", "properties": {
+                    "index": {"type": "integer"}, "field": {"type": "string"},
+                    "reason": {"type": "string"}}}},
+                "price_drops": {"type": "array", "items": {"type": "string"}},
+                "back_in_stock": {"type": "array", "items": {"type": "string"}},
+            }}}}}
+        op["responses"]["400"] = _error("the body is not a list of products")
+        op["responses"]["413"] = _error("body too large")
+    else:
+        op["parameters"] = [{"name": "product_id", "in": "path", "required": True,
+                             "schema": {"type": "string"}, "description": "the product's id"}]
+        op["responses"]["404"] = _error("no product with this id")
+        if method == "GET":
+            op["responses"]["200"] = {"description": "the product", "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/Product"}}}}
 
 
 def _error(description: str) -> dict[str, Any]:

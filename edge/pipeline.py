@@ -9,6 +9,7 @@ happen.
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,11 +17,15 @@ import orjson
 
 from edge.auth import Caller
 from edge.clock import SystemClock
+from edge.catalog_content import CATALOG_NAMES, catalog_variables
 from edge.context import build_context
+from edge.delivery import local_hour, person_for
 from edge.metrics import Metrics
 from edge.normalize import Incoming
 from edge.rulebook import ActiveRules, Rulebook
-from edge.store.profiles import ProfileStore, decode_snapshot
+from edge.store.profiles import OutcomeWrite, ProfileStore, decode_snapshot
+from rules.arbitration import Fired, Selection
+from rules.render import Rendered, needed_names, render
 
 EMPTY_ANSWER: dict[str, Any] = {"slots": {}, "messages": [], "push": [], "segments": []}
 
@@ -50,8 +55,9 @@ def encode_update(kind: str, value: Any) -> str:
 
 class Pipeline:
     def __init__(self, store: ProfileStore, rulebook: Rulebook, metrics: Metrics,
-                 clock: Any = None) -> None:
+                 clock: Any = None, catalog: Any = None) -> None:
         self.store = store
+        self.catalog = catalog  # edge.store.catalog.CatalogStore, for content that shows products
         self.rulebook = rulebook
         self.metrics = metrics
         self.clock = clock or SystemClock()
@@ -68,6 +74,9 @@ class Pipeline:
         for spec, value in active.ruleset.aggregate_updates(incoming.event):
             updates += (active.index[spec.id] + 1, encode_update(spec.kind, value))
         status, reply = await self.store.apply_event(incoming, layout, updates, now)
+        if incoming.purchased and status != "dup" and self.catalog is not None:
+            # Counted once per order: products bought together feed cross-sell.
+            await self.catalog.record_purchase(incoming.purchased)
 
         if joins and joined_before is None:
             # Nothing existed to join before this event created the profile: join now,
@@ -78,14 +87,94 @@ class Pipeline:
                     reply = reread
 
         profile = decode_snapshot(reply, layout)
+        if incoming.consent:
+            # The answers given with this event count for this event's decision.
+            overlay_consent(profile, incoming.consent, incoming.ts_ms)
         context = build_context(incoming.event, caller, request.user_agent, request.country,
                                 profile["traits"])
         started = time.perf_counter()
-        decision = active.ruleset.decide(incoming.event, profile, context, now)
+        decision, selection = self.decide(active.ruleset, incoming.event, profile, context, now,
+                                          caller.site)
         self.metrics.rule_seconds.observe(time.perf_counter() - started)
 
-        await self._effects(profile, decision)
-        return Outcome(decision.to_answer(), status == "dup", profile["id"])
+        rendered = await self._render(selection, incoming.event, profile, context)
+        write = self._outcome(profile, decision, selection, rendered, incoming,
+                              context, now, duplicate=status == "dup")
+        if not write.is_empty():
+            accepted = await self.store.write_outcome(profile["id"], write)
+            refused = {id(f) for f, ok in zip(write_fired(selection), accepted) if not ok}
+            if refused:
+                # Another event of this person used the cap first: those rules give way.
+                selection.fired = [f for f in selection.fired if id(f) not in refused]
+                rendered = await self._render(selection, incoming.event, profile, context)
+        return Outcome(rendered.answer(decision.segments), status == "dup", profile["id"])
+
+    def decide(self, ruleset: Any, event: dict[str, Any], profile: dict[str, Any],
+               context: dict[str, Any], now: int, site: Any) -> tuple[Any, Selection]:
+        """Conditions, then arbitration: pure, so /v1/explain can run it without writing."""
+        decision = ruleset.decide(event, profile, context, now)
+        if not decision.candidates:
+            return decision, Selection(decision.segments)
+        person = person_for(profile, context.get("timezone"), now, site.consent_defaults)
+        return decision, ruleset.arbiter.select(decision.segments, decision.candidates, person)
+
+    async def _render(self, selection: Selection, event: dict[str, Any], profile: dict[str, Any],
+                      context: dict[str, Any]) -> Rendered:
+        if not selection.fired:
+            return Rendered()
+        variables = {
+            "event": event, "profile": profile, "traits": profile["traits"],
+            "cart": profile["cart"], "aggregates": profile["aggregates"], "context": context,
+            "segments": selection.segments,
+        }
+        needed = needed_names(selection) & CATALOG_NAMES
+        if needed and self.catalog is not None:
+            variables.update(await catalog_variables(self.catalog, profile, needed))
+        locale = profile["traits"].get("locale") or context.get("locale")
+        return render(selection, variables, locale if isinstance(locale, str) else None,
+                      context.get("timezone"))
+
+    def _outcome(self, profile: dict[str, Any], decision: Any, selection: Selection,
+                 rendered: Rendered, incoming: Incoming, context: dict[str, Any], now: int,
+                 duplicate: bool) -> OutcomeWrite:
+        write = OutcomeWrite(now)
+        if decision.segments != profile["segments"]:
+            write.segments = decision.segments
+        traits, tags = selection.traits_and_tags()
+        if tags:
+            merged = list(dict.fromkeys([*profile["tags"], *tags]))
+            if merged != profile["tags"]:
+                write.tags = merged
+        write.traits = {k: v for k, v in traits.items() if profile["traits"].get(k) != v}
+        write.variants = dict(selection.new_variants)
+        if not duplicate:
+            # A retried event was applied the first time; answering again must not count twice.
+            self._deliveries(selection, rendered, write, profile["id"], now)
+            write.consent = [(c.name, int(c.granted), incoming.ts_ms, c.source)
+                             for c in incoming.consent]
+            found = incoming.engagement
+            if found is not None:
+                hour = local_hour(incoming.ts_ms, context.get("timezone"))
+                write.engagement = (hour, found.channel, int(found.engaged), incoming.ts_ms)
+        return write
+
+    def _deliveries(self, selection: Selection, rendered: Rendered, write: OutcomeWrite,
+                    profile_id: str, now: int) -> None:
+        index_of: dict[str, int] = {}
+        for fired in write_fired(selection):
+            write.deliveries.append(fired.caps)
+            index_of[fired.plan.id] = len(write.deliveries)
+        if write.deliveries:
+            write.horizon_ms = max(per for caps in write.deliveries for _, per, _ in caps)
+            write.horizon_ms = max(write.horizon_ms, self.rulebook.active.cap_horizon_ms)
+        for experiment, variant, rule_id in selection.exposures:
+            payload = stream_event("Experiment Viewed", now, profile_id, {
+                "experiment": experiment, "variant": variant, "rule": rule_id,
+                "exposed": variant != "control"})
+            write.stream_entries.append((index_of.get(rule_id, 0), payload))
+        for message in rendered.outbound:
+            payload = stream_event("Message Queued", now, profile_id, message)
+            write.stream_entries.append((index_of.get(message["rule"], 0), payload))
 
     async def _join(self, incoming: Incoming, active: ActiveRules) -> str | None:
         """Point every verified identifier of the event at one profile, merging as needed.
@@ -121,13 +210,25 @@ class Pipeline:
                 target = await store.merge(other, target, layout, force=True) or target
         return target
 
-    async def _effects(self, profile: dict[str, Any], decision: Any) -> None:
-        segments = decision.segments if decision.segments != profile["segments"] else None
-        tags = None
-        if decision.add_tags:
-            merged = list(dict.fromkeys([*profile["tags"], *decision.add_tags]))
-            if merged != profile["tags"]:
-                tags = merged
-        traits = {k: v for k, v in decision.set_traits.items() if profile["traits"].get(k) != v}
-        if segments is not None or tags is not None or traits:
-            await self.store.write_effects(profile["id"], segments, traits, tags)
+
+def write_fired(selection: Selection) -> list[Fired]:
+    """The fired rules that count towards a cap, in the order their deliveries are written."""
+    return [fired for fired in selection.fired if fired.caps]
+
+
+def overlay_consent(profile: dict[str, Any], changes: list[Any], ts_ms: int) -> None:
+    stored = dict(profile["consent"])
+    for change in changes:
+        previous = stored.get(change.name)
+        if previous is None or previous["at"] <= ts_ms:
+            stored[change.name] = {"granted": change.granted, "at": ts_ms, "source": change.source}
+    profile["consent"] = stored
+
+
+def stream_event(name: str, now: int, profile_id: str, properties: dict[str, Any]) -> str:
+    """A record the edge itself adds to the event stream, in the stream's event format."""
+    return orjson.dumps({
+        "type": "track", "event": name, "properties": properties,
+        "messageId": f"kairos-{uuid.uuid4()}", "userId": None, "profileId": profile_id,
+        "timestamp": now, "context": {"library": {"name": "kairos-edge"}},
+    }).decode()

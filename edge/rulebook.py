@@ -25,6 +25,13 @@ class ActiveRules:
     ruleset: rules.Ruleset
     layout: AggregateLayout
     index: dict[str, int]  # aggregate id -> position in the layout
+    cap_horizon_ms: int = 0  # the longest frequency-cap window: delivery times older go
+
+
+def cap_horizon(ruleset: rules.Ruleset) -> int:
+    windows = [cap.per_ms for plan in ruleset.plans for cap in plan.rule.caps]
+    windows += [cap.per_ms for _, caps in ruleset.policy.caps for cap in caps]
+    return max(windows, default=0)
 
 
 def rule_files(rules_dir: Path) -> list[Path]:
@@ -43,7 +50,8 @@ def read_documents(rules_dir: Path) -> list[tuple[str, str]]:
 def build(documents: list[tuple[str, str]]) -> ActiveRules:
     ruleset = rules.load_ruleset(documents)
     layout = AggregateLayout.of(ruleset.aggregates)
-    return ActiveRules(ruleset, layout, {a: i for i, a in enumerate(layout.ids)})
+    return ActiveRules(ruleset, layout, {a: i for i, a in enumerate(layout.ids)},
+                       cap_horizon(ruleset))
 
 
 class Rulebook:

@@ -11,6 +11,7 @@ from edge.config import Settings
 from edge.metrics import Metrics
 from edge.pipeline import Pipeline
 from edge.rulebook import Rulebook
+from edge.store.catalog import CatalogStore
 from edge.store.profiles import ProfileStore
 
 
@@ -24,3 +25,4 @@ class EdgeState:
     pipeline: Pipeline
     metrics: Metrics
     allowed_origins: frozenset[str] = field(default_factory=frozenset)
+    catalog: CatalogStore | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from .expr_ast import Node
 from .yaml_source import Locator
@@ -66,13 +67,17 @@ class SegmentDef:
 
 @dataclass
 class Template:
-    """Text with {{ expression }} placeholders: literal strings and expressions in order."""
+    """Content text compiled once into a sandboxed jinja2 template (rules.content).
 
-    parts: tuple[str | Expression, ...]
+    `aggregates` lists the aggregate ids it reads, so the edge maintains them;
+    `names` the top-level variables it reads (catalog data is fetched only when
+    a winning template needs it).
+    """
 
-    @property
-    def expressions(self) -> list[Expression]:
-        return [part for part in self.parts if isinstance(part, Expression)]
+    text: str
+    compiled: Any  # rules.content.CompiledTemplate
+    aggregates: frozenset[tuple[str, int]] = frozenset()  # (aggregate id, offset in text)
+    names: frozenset[str] = frozenset()
 
 
 # JSON content of a json slot: nested dicts/lists whose strings may be templates.
@@ -96,8 +101,19 @@ class MessageAction:
 @dataclass
 class PushAction:
     title: Template
-    body: Template
+    body: Template | None
     link: Template | None
+
+
+@dataclass
+class NotifyAction:
+    """A message that may travel by several channels; the edge picks one per person."""
+
+    channels: tuple[str, ...]
+    type: str  # how an in_app choice shows: banner, modal or toast
+    fields: dict[str, Template] = field(default_factory=dict)  # title, body
+    link: Template | None = None
+    cta: dict[str, Template] | None = None
 
 
 @dataclass
@@ -110,7 +126,52 @@ class TagAction:
     tags: tuple[str, ...]
 
 
-Action = SlotAction | MessageAction | PushAction | SetTraitAction | TagAction
+Action = SlotAction | MessageAction | PushAction | NotifyAction | SetTraitAction | TagAction
+
+# Channels a rule's content can reach a person by, and the purposes consent is given for.
+CHANNELS = ("web", "in_app", "push", "email", "sms", "whatsapp")
+NOTIFY_CHANNELS = ("in_app", "push", "email", "sms", "whatsapp")
+PURPOSES = ("personalization", "marketing")
+
+
+@dataclass(frozen=True)
+class CapDef:
+    """At most `max` deliveries within any `per_ms` window."""
+
+    max: int
+    per_ms: int
+
+
+@dataclass(frozen=True)
+class ScheduleDef:
+    """When a rule may fire. Days and hours are read in the person's time zone."""
+
+    start_ms: int | None = None  # active from (inclusive), epoch ms
+    end_ms: int | None = None  # active until (exclusive), epoch ms
+    days: frozenset[str] | None = None  # "mon".."sun"; None means every day
+    hours: tuple[int, int] | None = None  # minutes of the day [from, until); may wrap midnight
+    quiet: tuple[int, int] | None = None  # minutes of the day when nothing is sent
+
+
+@dataclass(frozen=True)
+class ExperimentDef:
+    """Weighted variants plus a control group that gets nothing, assigned per person."""
+
+    id: str
+    salt: str
+    variants: tuple[tuple[str, int], ...]  # (name, weight), control included as "control"
+    origin: Origin
+
+
+@dataclass(frozen=True)
+class PolicyDef:
+    """Site-wide arbitration settings (the `policy` section; at most one)."""
+
+    max_messages: int = 1
+    # "global", a channel name -> caps; "global" counts every channel but web
+    caps: tuple[tuple[str, tuple[CapDef, ...]], ...] = ()
+    channel_order: tuple[str, ...] = NOTIFY_CHANNELS
+    quiet: tuple[int, int] | None = None  # quiet hours for push, email, sms and whatsapp
 
 
 @dataclass
@@ -121,6 +182,13 @@ class RuleDef:
     priority: int
     actions: list[Action]
     origin: Origin
+    score: Expression | None = None
+    group: str | None = None
+    caps: tuple[CapDef, ...] = ()
+    experiment: str | None = None
+    variant: str | None = None
+    schedule: ScheduleDef | None = None
+    purpose: str = "personalization"
 
 
 @dataclass
@@ -135,9 +203,14 @@ class Definitions:
     aggregates: list[AggregateDef] = field(default_factory=list)
     segments: list[SegmentDef] = field(default_factory=list)
     rules: list[RuleDef] = field(default_factory=list)
-    # "aggregate" / "segment" / "rule" -> every id read, in order, with where it is
+    experiments: list[ExperimentDef] = field(default_factory=list)
+    policies: list[tuple[PolicyDef, Origin]] = field(default_factory=list)
+    # experiment ids and (experiment, variant) pairs that rules name, for reference checks
+    experiment_uses: list[tuple[str, Origin]] = field(default_factory=list)
+    variant_uses: list[tuple[str | None, str, Origin]] = field(default_factory=list)
+    # "aggregate" / "segment" / "rule" / "experiment" -> every id read, in order, with where it is
     ids: dict[str, list[tuple[str, Origin]]] = field(
-        default_factory=lambda: {"aggregate": [], "segment": [], "rule": []}
+        default_factory=lambda: {"aggregate": [], "segment": [], "rule": [], "experiment": []}
     )
     # every aggregate id whose kind could be read -> kind
     aggregate_kinds: dict[str, str] = field(default_factory=dict)
@@ -145,26 +218,25 @@ class Definitions:
     unbuilt: list[tuple[Expression, str]] = field(default_factory=list)
 
 
-def template_json_expressions(content: JsonTemplate) -> list[Expression]:
-    """All placeholder expressions inside json slot content."""
+def json_templates(content: JsonTemplate) -> list[Template]:
+    """All templates inside json slot content."""
     if isinstance(content, Template):
-        return content.expressions
+        return [content]
     if isinstance(content, dict):
-        return [expr for value in content.values() for expr in template_json_expressions(value)]
+        return [t for value in content.values() for t in json_templates(value)]
     if isinstance(content, list):
-        return [expr for value in content for expr in template_json_expressions(value)]
+        return [t for value in content for t in json_templates(value)]
     return []
 
 
-def action_expressions(action: Action) -> list[Expression]:
+def action_templates(action: Action) -> list[Template]:
     if isinstance(action, SlotAction):
-        if action.html is not None:
-            return action.html.expressions
-        return template_json_expressions(action.json)
-    if isinstance(action, MessageAction):
-        templates = list(action.fields.values()) + list((action.cta or {}).values())
-        return [expr for template in templates for expr in template.expressions]
+        return [action.html] if action.html is not None else json_templates(action.json)
+    if isinstance(action, (MessageAction, NotifyAction)):
+        found = list(action.fields.values()) + list((action.cta or {}).values())
+        if isinstance(action, NotifyAction) and action.link is not None:
+            found.append(action.link)
+        return found
     if isinstance(action, PushAction):
-        templates = [action.title, action.body] + ([action.link] if action.link else [])
-        return [expr for template in templates for expr in template.expressions]
+        return [t for t in (action.title, action.body, action.link) if t is not None]
     return []

@@ -1,43 +1,23 @@
 """Writes the Python module behind a Ruleset: one decide function and one
 aggregate-update function per group of events that trigger the same things.
 
-Rules inside a decide function are ordered by priority (highest first), then id,
-so the first rule to claim a slot is its winner.  Once a slot may be taken,
-later rules that only fill taken slots skip their condition entirely.
+Rules inside a decide function are listed by priority (highest first), then id;
+which of them the person gets is arbitration's job (rules.arbitration), and
+content is rendered only for the winners (rules.content).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 
 from .aggregates import AggregateSpec, distinct_key, last_value
 from .codegen import RUNTIME_NAMES, ConstantPool, Emitter, FunctionScope
 from .decision import Decision
-from .definitions import (
-    AggregateDef,
-    JsonTemplate,
-    MessageAction,
-    PushAction,
-    RuleDef,
-    SegmentDef,
-    SetTraitAction,
-    SlotAction,
-    TagAction,
-    Template,
-)
+from .definitions import AggregateDef, RuleDef, SegmentDef
 from .localtime import LocalTimeCache
+from .runtime import score_value
 
 INDENT = "    "
-
-
-@dataclass
-class _RuleEffects:
-    """What earlier rules in the same function may already have produced."""
-
-    slots: set[str] = field(default_factory=set)
-    traits: set[str] = field(default_factory=set)
-    tags: set[str] = field(default_factory=set)
 
 
 class ModuleWriter:
@@ -46,10 +26,12 @@ class ModuleWriter:
         aggregate_kinds: Mapping[str, str],
         segments: list[SegmentDef],
         aggregate_specs: Mapping[str, AggregateSpec],
+        rule_positions: Mapping[str, int],
     ) -> None:
         self.aggregate_kinds = aggregate_kinds
         self.segments = segments  # sorted by id
         self.aggregate_specs = aggregate_specs  # the specs aggregate_updates() hands out
+        self.rule_positions = rule_positions  # rule id -> its place in Ruleset.rules
         self.pool = ConstantPool()
         self.lines: list[str] = []
         self.function_count = 0
@@ -60,10 +42,16 @@ class ModuleWriter:
 
     # -- decide ------------------------------------------------------------
     def add_decide(self, rules: list[RuleDef]) -> str:
-        """Writes a decide function for events that trigger `rules`; returns its name."""
+        """Writes a decide function for events that trigger `rules`; returns its name.
+
+        It computes segment membership and lists the rules whose condition holds,
+        as (rule position, score) in priority order; rules.arbitration then picks
+        what the person actually gets.
+        """
         rules = sorted(rules, key=lambda rule: (-rule.priority, rule.id))
         conditions = [segment.when.node for segment in self.segments]
-        conditions += [rule.when.node for rule in rules if rule.when is not None]
+        for rule in rules:
+            conditions += [e.node for e in (rule.when, rule.score) if e is not None]
         scope = FunctionScope(conditions, self.aggregate_kinds, "segs")
         flags = {segment.id: f"_s{index}" for index, segment in enumerate(self.segments)}
         emitter = Emitter(self.pool, scope, flags)
@@ -79,11 +67,13 @@ class ModuleWriter:
             body.append(f"segs = list(_compress(_SEGMENT_IDS, ({', '.join(flags.values())},)))")
         else:
             body.append("segs = []")
-        body += ["slots = {}", "messages = []", "push = []", "traits_set = {}", "tags = []"]
-        effects = _RuleEffects()
+        body.append("found = []")
         for rule in rules:
-            body.extend(self._rule_block(rule, emitter, effects))
-        body.append("return _Decision(slots, messages, push, segs, traits_set, tags)")
+            score = f"_score({emitter.value(rule.score.node)})" if rule.score is not None else "0.0"
+            test = emitter.condition(rule.when.node) if rule.when is not None else "True"
+            body.append(f"if {test}:  # rule {rule.id!r} (priority {rule.priority})")
+            body.append(f"{INDENT}found.append(({self.rule_positions[rule.id]}, {score}))")
+        body.append("return _Decision(segs, found)")
         body = scope.prologue + body
 
         name = self._new_function_name("_decide")
@@ -91,113 +81,6 @@ class ModuleWriter:
         self.lines.extend(INDENT + line for line in body)
         self.lines.append("")
         return name
-
-    def _rule_block(self, rule: RuleDef, emitter: Emitter, effects: _RuleEffects) -> list[str]:
-        statements: list[str] = []
-        slot_names = [action.slot for action in rule.actions if isinstance(action, SlotAction)]
-        only_slots = len(slot_names) == len(rule.actions)
-        # A rule that can only fill slots already taken need not be evaluated.
-        guard = None
-        distinct_slots = list(dict.fromkeys(slot_names))
-        if only_slots and all(slot in effects.slots for slot in slot_names):
-            guard = " or ".join(f"{slot!r} not in slots" for slot in distinct_slots)
-            if len(distinct_slots) == 1:
-                # The guard already proved the one slot free; its store needs no second check.
-                effects.slots.discard(distinct_slots[0])
-        for action in rule.actions:
-            statements.extend(self._action(rule.id, action, emitter, effects))
-
-        tests = []
-        if guard is not None:
-            tests.append(f"({guard})")
-        if rule.when is not None:
-            tests.append(emitter.condition(rule.when.node))
-        header = f"if {' and '.join(tests)}:" if tests else "if True:"
-        return [f"# rule {rule.id!r} (priority {rule.priority})", header] + [
-            INDENT + line for line in statements
-        ]
-
-    def _action(
-        self, rule_id: str, action: object, emitter: Emitter, effects: _RuleEffects
-    ) -> list[str]:
-        if isinstance(action, SlotAction):
-            if action.html is not None:
-                content = f"{{'rule': {rule_id!r}, 'html': {self._html(action.html, emitter)}}}"
-            else:
-                content = f"{{'rule': {rule_id!r}, 'json': {self._json(action.json, emitter)}}}"
-            slot = action.slot
-            store = f"slots[{slot!r}] = {content}"
-            taken = slot in effects.slots
-            effects.slots.add(slot)
-            return [f"if {slot!r} not in slots: {store}" if taken else store]
-        if isinstance(action, MessageAction):
-            entries = [f"'rule': {rule_id!r}", f"'type': {action.type!r}"]
-            entries += [
-                f"{key!r}: {self._text(template, emitter)}"
-                for key, template in action.fields.items()
-            ]
-            if action.cta is not None:
-                cta = ", ".join(
-                    f"{key!r}: {self._text(t, emitter)}" for key, t in action.cta.items()
-                )
-                entries.append(f"'cta': {{{cta}}}")
-            return [f"messages.append({{{', '.join(entries)}}})"]
-        if isinstance(action, PushAction):
-            link = self._text(action.link, emitter) if action.link is not None else "None"
-            title, body = self._text(action.title, emitter), self._text(action.body, emitter)
-            return [
-                f"push.append({{'rule': {rule_id!r}, 'title': {title}, 'body': {body}, "
-                f"'link': {link}}})"
-            ]
-        if isinstance(action, SetTraitAction):
-            statements = []
-            for key, value in action.values.items():
-                store = f"traits_set[{key!r}] = {self.pool.literal(value)}"
-                statements.append(
-                    f"if {key!r} not in traits_set: {store}" if key in effects.traits else store
-                )
-                effects.traits.add(key)
-            return statements
-        if isinstance(action, TagAction):
-            statements = []
-            for tag in action.tags:
-                store = f"tags.append({tag!r})"
-                statements.append(
-                    f"if {tag!r} not in tags: {store}" if tag in effects.tags else store
-                )
-                effects.tags.add(tag)
-            return statements
-        raise TypeError(f"unknown action {action!r}")
-
-    # -- templates ---------------------------------------------------------
-    @staticmethod
-    def _concatenate(template: Template, emitter: Emitter, render: str) -> str:
-        pieces = [
-            repr(part) if isinstance(part, str) else f"{render}({emitter.value(part.node)})"
-            for part in template.parts
-        ]
-        return " + ".join(pieces) if pieces else "''"
-
-    def _html(self, template: Template, emitter: Emitter) -> str:
-        return self._concatenate(template, emitter, "_html")
-
-    def _text(self, template: Template, emitter: Emitter) -> str:
-        return self._concatenate(template, emitter, "_text")
-
-    def _json(self, content: JsonTemplate, emitter: Emitter) -> str:
-        if isinstance(content, Template):
-            if len(content.parts) == 1 and not isinstance(content.parts[0], str):
-                # A string that is exactly one placeholder becomes the raw value.
-                return emitter.value(content.parts[0].node)
-            return self._text(content, emitter)
-        if isinstance(content, dict):
-            items = ", ".join(
-                f"{str(key)!r}: {self._json(value, emitter)}" for key, value in content.items()
-            )
-            return "{" + items + "}"
-        if isinstance(content, list):
-            return "[" + ", ".join(self._json(item, emitter) for item in content) + "]"
-        return self.pool.literal(content)
 
     # -- aggregate updates -------------------------------------------------
     def add_updates(self, aggregates: list[AggregateDef]) -> str:
@@ -245,6 +128,7 @@ class ModuleWriter:
         namespace.update(self.pool.values)
         namespace["_SEGMENT_IDS"] = tuple(segment.id for segment in self.segments)
         namespace["_Decision"] = Decision
+        namespace["_score"] = score_value
         namespace["_local"] = LocalTimeCache().fields
         namespace["_distinct_key"] = distinct_key
         namespace["_last_value"] = last_value

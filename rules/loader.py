@@ -6,7 +6,15 @@ import hashlib
 from collections.abc import Iterable
 
 from .aggregates import AggregateSpec, bucket_ms_for
-from .definitions import Definitions
+from .arbitration import RulePlan
+from .definitions import (
+    Definitions,
+    MessageAction,
+    NotifyAction,
+    PolicyDef,
+    PushAction,
+    SlotAction,
+)
 from .dispatch import DispatchTable
 from .generate import ModuleWriter
 from .problems import Problem, RulesInvalid, sorted_problems
@@ -16,6 +24,7 @@ from .validation import References, check_definitions
 from .yaml_source import SourceText, compose_documents
 
 Document = tuple[str, str]
+DISPLAY_ACTIONS = (SlotAction, MessageAction, PushAction, NotifyAction)
 
 
 def check_documents(documents: Iterable[Document]) -> list[Problem]:
@@ -79,7 +88,16 @@ def _build(documents: list[Document], definitions: Definitions, references: Refe
         a.id: AggregateSpec(a.id, a.kind, a.window_ms, bucket_ms_for(a.window_ms))  # type: ignore[arg-type]
         for a in used_aggregates
     }
-    writer = ModuleWriter(aggregate_kinds, segments, specs)
+    rules = sorted(definitions.rules, key=lambda rule: rule.id)
+    positions = {rule.id: index for index, rule in enumerate(rules)}
+    experiments = {experiment.id: experiment for experiment in definitions.experiments}
+    plans = tuple(
+        RulePlan(rule, experiments.get(rule.experiment or ""),
+                 any(isinstance(a, DISPLAY_ACTIONS) for a in rule.actions))
+        for rule in rules
+    )
+    policy = definitions.policies[0][0] if definitions.policies else PolicyDef()
+    writer = ModuleWriter(aggregate_kinds, segments, specs, positions)
     # The tables are first filled with the names of generated functions, then,
     # once the module is compiled, with the functions themselves.
     decide_table = DispatchTable(definitions.rules, lambda rule: rule.triggers, writer.add_decide)  # type: ignore[arg-type]
@@ -98,4 +116,7 @@ def _build(documents: list[Document], definitions: Definitions, references: Refe
         segment_count=len(definitions.segments),
         event_types_with_rules=labels,
         generated_source=source,
+        plans=plans,
+        policy=policy,
+        experiments=tuple(definitions.experiments),
     )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from .aggregates import AggregateSpec
+from .arbitration import Arbiter, RulePlan
 from .decision import Decision
+from .definitions import ExperimentDef, PolicyDef
 from .dispatch import DispatchTable
 
 
@@ -21,6 +23,9 @@ class Ruleset:
         segment_count: int,
         event_types_with_rules: frozenset[str],
         generated_source: str,
+        plans: tuple[RulePlan, ...] = (),
+        policy: PolicyDef | None = None,
+        experiments: tuple[ExperimentDef, ...] = (),
     ) -> None:
         self.version = version
         self.aggregates = aggregates
@@ -29,6 +34,11 @@ class Ruleset:
         self.event_types_with_rules = event_types_with_rules
         # Kept for debugging and for the docs: the Python the rules were compiled to.
         self.generated_source = generated_source
+        # Rules by position (decide() names them by position), and what arbitrates them.
+        self.plans = plans
+        self.policy = policy = policy or PolicyDef()
+        self.experiments = {experiment.id: experiment for experiment in experiments}
+        self.arbiter = Arbiter(plans, policy)
         self._decide_table = decide_table
         self._updates_table = updates_table
         # decide() reads these directly: one method call less per event.
@@ -38,7 +48,10 @@ class Ruleset:
         self._decide_other = decide_table.other
 
     def decide(self, event: dict, profile: dict, context: dict, now_ms: int) -> Decision:
-        """Segments and rule outcomes for this event; equal inputs give equal answers."""
+        """Segments, and the rules whose condition holds, for this event.
+
+        Equal inputs give equal answers; rules.arbitration picks the winners.
+        """
         # Generated code indexes these as dictionaries; anything else reads as empty.
         if event.__class__ is not dict:
             event = {}

@@ -295,3 +295,10 @@ def is_finite_number(value: object) -> bool:
         return math.isfinite(value)  # type: ignore[arg-type]
     except OverflowError:  # an int too large for a float
         return False
+
+
+def score_value(value: object) -> float:
+    """A rule's score: its expression's value when that is a finite number, else 0."""
+    if is_finite_number(value) and value.__class__ is not bool:
+        return float(value)  # type: ignore[arg-type]
+    return 0.0

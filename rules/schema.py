@@ -14,9 +14,19 @@ from collections.abc import Callable
 import yaml
 
 from .aggregates import AGGREGATE_KINDS, window_problem
+from .content import ContentCompiler, TemplateProblem
+from .content_refs import aggregate_references, name_problems
 from .definitions import (
+    CHANNELS,
     EVENT_TYPES,
+    NOTIFY_CHANNELS,
+    PURPOSES,
     Action,
+    CapDef,
+    ExperimentDef,
+    NotifyAction,
+    PolicyDef,
+    ScheduleDef,
     AggregateDef,
     Definitions,
     Expression,
@@ -31,21 +41,27 @@ from .definitions import (
     TagAction,
     Template,
     Trigger,
-    action_expressions,
 )
 from .durations import parse_duration
 from .expr_ast import Literal, Member, Name, Node
 from .lexer import ExpressionSyntaxError
 from .parser import parse_expression
 from .problems import Problem
-from .templates import PlaceholderText, TemplateSyntaxError, split_template
+from .schedule import parse_date, parse_day, parse_hours
 from .yaml_source import Locator, SourceText, node_position, scalar_value
 
-TOP_LEVEL_KEYS = ("aggregates", "segments", "rules")
+TOP_LEVEL_KEYS = ("aggregates", "segments", "rules", "experiments", "policy")
 AGGREGATE_KEYS = (*AGGREGATE_KINDS, "of", "where", "window", "description")
 SEGMENT_KEYS = ("id", "when", "description")
-RULE_KEYS = ("id", "on", "when", "priority", "actions", "description")
-ACTION_KINDS = ("slot", "message", "push", "set_trait", "tag")
+RULE_KEYS = ("id", "on", "when", "priority", "actions", "description", "score", "group", "cap",
+             "experiment", "variant", "schedule", "purpose")
+ACTION_KINDS = ("slot", "message", "push", "notify", "set_trait", "tag")
+NOTIFY_KEYS = ("channels", "type", "title", "body", "link", "cta")
+CAP_KEYS = ("max", "per")
+SCHEDULE_KEYS = ("from", "until", "days", "hours", "quiet_hours")
+EXPERIMENT_KEYS = ("id", "salt", "variants", "control", "description")
+POLICY_KEYS = ("max_messages", "caps", "channel_order", "quiet_hours")
+MAX_CAP = 1_000  # deliveries one cap may allow: the timestamps are kept per person
 MESSAGE_TYPES = ("banner", "modal", "toast")
 MESSAGE_KEYS = ("type", "title", "body", "cta")
 CTA_KEYS = ("label", "url")
@@ -64,6 +80,10 @@ _NULL_TAG = "tag:yaml.org,2002:null"
 _STR_TAG = "tag:yaml.org,2002:str"
 
 Entries = dict[str, tuple[yaml.Node, yaml.Node]]
+
+
+# One sandboxed environment compiles every template; it holds no per-request state.
+_CONTENT = ContentCompiler()
 
 
 def read_document(
@@ -170,32 +190,34 @@ class _DocumentReader:
             return None
         return Expression(text, parsed, locate, self.source.name)
 
-    def template(self, node: yaml.Node, what: str) -> Template | None:
+    def template(self, node: yaml.Node, what: str, html: bool = False) -> Template | None:
         if not isinstance(node, yaml.ScalarNode) or node.tag == _NULL_TAG:
             self.report(node, f"{what} must be a string")
             return None
-        return self.template_from_text(node.value, node)
+        return self.template_from_text(node.value, node, "html" if html else "text")
 
-    def template_from_text(self, text: str, node: yaml.ScalarNode) -> Template | None:
+    def template_from_text(self, text: str, node: yaml.ScalarNode, kind: str) -> Template | None:
+        """Compiles content text; `kind` is "html" (escaped), "text" or "value" (raw value)."""
         locate = self.source.locator(node)
         try:
-            pieces = split_template(text)
-        except TemplateSyntaxError as error:
-            line, column = locate(error.pos)
-            self.problems.append(self.source.problem(line, column, error.message))
+            compiled = None
+            if kind == "value":
+                compiled = _CONTENT.compile_value(text)
+            if compiled is None:
+                compiled = (_CONTENT.compile_html if kind == "html" else _CONTENT.compile_text)(text)
+        except TemplateProblem as problem:
+            line, column = locate(_offset_of(text, problem.line, problem.column))
+            self.problems.append(self.source.problem(line, column, problem.message))
             return None
-        parts: list[str | Expression] = []
-        ok = True
-        for piece in pieces:
-            if isinstance(piece, PlaceholderText):
-                shifted = _shifted(locate, piece.offset)
-                expression = self.parse(piece.text, shifted)
-                ok = ok and expression is not None
-                if expression is not None:
-                    parts.append(expression)
-            else:
-                parts.append(piece)
-        return Template(tuple(parts)) if ok else None
+        environment = _CONTENT.environment
+        unknown = name_problems(environment, text)
+        for line, message in unknown:
+            at_line, column = locate(_offset_of(text, line, 1))
+            self.problems.append(self.source.problem(at_line, column, message))
+        if unknown:
+            return None
+        references = frozenset(aggregate_references(environment, text))
+        return Template(text, compiled, references, frozenset(compiled.variables))
 
     # -- documents ---------------------------------------------------------
     def read(self, root: yaml.Node) -> None:
@@ -208,6 +230,10 @@ class _DocumentReader:
             self.read_list(entries["segments"][1], "segments", self.read_segment)
         if "rules" in entries:
             self.read_list(entries["rules"][1], "rules", self.read_rule)
+        if "experiments" in entries:
+            self.read_list(entries["experiments"][1], "experiments", self.read_experiment)
+        if "policy" in entries:
+            self.read_policy(entries["policy"][1])
 
     def read_list(self, node: yaml.Node, what: str, read_item: Callable[[yaml.Node], None]) -> None:
         if isinstance(node, yaml.ScalarNode) and node.tag == _NULL_TAG:
@@ -369,21 +395,191 @@ class _DocumentReader:
         when = None
         if "when" in entries:
             when = self.expression(entries["when"][1], "when")
+        score = None
+        if "score" in entries:
+            score = self.expression(entries["score"][1], "score")
         priority = self.priority(entries)
         actions: list[Action] = []
         actions_ok = False
         if not self.missing(node, entries, "actions", "rule"):
             actions, actions_ok = self.actions(entries["actions"][1])
+        problems_before = len(self.problems)
+        extras = self.rule_extras(entries)
         complete = (
             rule_id is not None and triggers is not None and priority is not None and actions_ok
+            and len(self.problems) == problems_before
         )
-        if not complete or ("when" in entries and when is None):
-            template_expressions = [e for action in actions for e in action_expressions(action)]
-            self.unbuilt([when, *template_expressions], "rule")
+        for key, expression in (("when", when), ("score", score)):
+            complete = complete and (key not in entries or expression is not None)
+        if not complete:
+            self.unbuilt([when, score], "rule")
             return
         self.into.rules.append(
-            RuleDef(rule_id, triggers, when, priority, actions, self.origin(entries["id"][1]))
-        )  # type: ignore[arg-type]
+            RuleDef(rule_id, triggers, when, priority, actions, self.origin(entries["id"][1]),  # type: ignore[arg-type]
+                    score=score, **extras)
+        )
+
+    def rule_extras(self, entries: Entries) -> dict:
+        """Arbitration settings of a rule: group, caps, experiment, schedule, purpose."""
+        extras: dict = {}
+        if "group" in entries:
+            extras["group"] = self.identifier(
+                entries["group"][1], "group", RULE_ID, "use letters, digits, _ - . and :")
+        if "cap" in entries:
+            extras["caps"] = tuple(self.caps(entries["cap"][1], "cap"))
+        if "experiment" in entries:
+            node = entries["experiment"][1]
+            extras["experiment"] = self.identifier(
+                node, "experiment", RULE_ID, "use letters, digits, _ - . and :")
+            if extras["experiment"] is not None:
+                self.into.experiment_uses.append((extras["experiment"], self.origin(node)))
+        if "variant" in entries:
+            if "experiment" not in entries:
+                self.report(entries["variant"][0], "a variant needs an experiment")
+            extras["variant"] = self.text(entries["variant"][1], "variant")
+            if extras["variant"] is not None and "experiment" in entries:
+                self.into.variant_uses.append(
+                    (extras.get("experiment"), extras["variant"], self.origin(entries["variant"][1])))
+        if "schedule" in entries:
+            extras["schedule"] = self.schedule(entries["schedule"][1])
+        if "purpose" in entries:
+            node = entries["purpose"][1]
+            purpose = self.text(node, "purpose")
+            if purpose is not None and purpose not in PURPOSES:
+                self.report(node, f"purpose must be one of: {', '.join(PURPOSES)}")
+            elif purpose is not None:
+                extras["purpose"] = purpose
+        return {key: value for key, value in extras.items() if value is not None}
+
+    def caps(self, node: yaml.Node, what: str) -> list[CapDef]:
+        """`{max: 3, per: 1d}` or a list of them."""
+        items = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        found = []
+        for item in items:
+            entries = self.mapping(item, what, CAP_KEYS)
+            if entries is None:
+                continue
+            if self.missing(item, entries, "max", what) or self.missing(item, entries, "per", what):
+                continue
+            max_node, per_node = entries["max"][1], entries["per"][1]
+            value = scalar_value(max_node) if isinstance(max_node, yaml.ScalarNode) else None
+            if value.__class__ is not int or not 0 <= value <= MAX_CAP:  # type: ignore[operator]
+                self.report(max_node, f"max must be a whole number from 0 to {MAX_CAP}")
+                continue
+            per_text = self.text(per_node, "per")
+            per_ms = parse_duration(per_text) if per_text is not None else None
+            if per_ms is None or per_ms <= 0 or per_ms > 366 * 86_400_000:
+                self.report(per_node, "per must be a duration such as 6h or 7d (at most 366d)")
+                continue
+            found.append(CapDef(value, per_ms))  # type: ignore[arg-type]
+        return found
+
+    def schedule(self, node: yaml.Node) -> ScheduleDef | None:
+        entries = self.mapping(node, "schedule", SCHEDULE_KEYS)
+        if entries is None:
+            return None
+        values: dict = {}
+        for key, attribute, end_of_day in (("from", "start_ms", False), ("until", "end_ms", True)):
+            if key in entries:
+                text = self.text(entries[key][1], key)
+                parsed = parse_date(text, end_of_day) if text is not None else None
+                if parsed is None:
+                    self.report(entries[key][1], f"{key} must be a date (2026-12-01) or a UTC "
+                                                 "time (2026-12-01T09:00:00Z)")
+                values[attribute] = parsed
+        if "days" in entries:
+            days = []
+            for day_node, text in self.string_list(entries["days"][1], "days"):
+                day = parse_day(text)
+                if day is None:
+                    self.report(day_node, f"unknown day {text!r}; use mon, tue, … sun or weekdays/weekend")
+                else:
+                    days.extend(day)
+            values["days"] = frozenset(days)
+        for key, attribute in (("hours", "hours"), ("quiet_hours", "quiet")):
+            if key in entries:
+                values[attribute] = self.hours(entries[key][1], key)
+        return ScheduleDef(**values)
+
+    def hours(self, node: yaml.Node, what: str) -> tuple[int, int] | None:
+        text = self.text(node, what)
+        parsed = parse_hours(text) if text is not None else None
+        if parsed is None and text is not None:
+            self.report(node, f"{what} must be a range of local times such as 09:00-18:00")
+        return parsed
+
+    # -- experiments and policy --------------------------------------------
+    def read_experiment(self, node: yaml.Node) -> None:
+        entries = self.mapping(node, "an experiment", EXPERIMENT_KEYS)
+        if entries is None:
+            return
+        experiment_id = self.named_id(node, entries, "experiment")
+        salt = experiment_id
+        if "salt" in entries:
+            salt = self.text(entries["salt"][1], "salt")
+        weights: list[tuple[str, int]] = []
+        ok = True
+        if "variants" in entries:
+            variants = self.mapping(entries["variants"][1], "variants", ())
+            for name, (key_node, weight_node) in (variants or {}).items():
+                if name == "control" or not RULE_ID.fullmatch(name):
+                    self.report(key_node, f"invalid variant name {name!r}")
+                    ok = False
+                    continue
+                weight = self.weight(weight_node)
+                ok = ok and weight is not None
+                if weight is not None:
+                    weights.append((name, weight))
+        if "control" in entries:
+            weight = self.weight(entries["control"][1])
+            ok = ok and weight is not None
+            if weight:
+                weights.append(("control", weight))
+        if ok and sum(weight for _, weight in weights) <= 0:
+            self.report(node, "an experiment needs variants or a control group with weights above 0")
+            ok = False
+        if ok and experiment_id is not None and salt is not None:
+            self.into.experiments.append(
+                ExperimentDef(experiment_id, salt, tuple(weights), self.origin(entries["id"][1])))
+
+    def weight(self, node: yaml.Node) -> int | None:
+        value = scalar_value(node) if isinstance(node, yaml.ScalarNode) else None
+        if value.__class__ is not int or not 0 <= value <= 1_000_000:  # type: ignore[operator]
+            self.report(node, "a weight must be a whole number from 0 to 1000000")
+            return None
+        return value  # type: ignore[return-value]
+
+    def read_policy(self, node: yaml.Node) -> None:
+        entries = self.mapping(node, "policy", POLICY_KEYS)
+        if entries is None:
+            return
+        values: dict = {}
+        if "max_messages" in entries:
+            value_node = entries["max_messages"][1]
+            value = scalar_value(value_node) if isinstance(value_node, yaml.ScalarNode) else None
+            if value.__class__ is not int or not 0 <= value <= 20:  # type: ignore[operator]
+                self.report(value_node, "max_messages must be a whole number from 0 to 20")
+            else:
+                values["max_messages"] = value
+        if "caps" in entries:
+            caps = self.mapping(entries["caps"][1], "caps", ("global", *CHANNELS))
+            values["caps"] = tuple(
+                (name, tuple(self.caps(cap_node, f"caps.{name}")))
+                for name, (_, cap_node) in (caps or {}).items()
+            )
+        if "channel_order" in entries:
+            order = []
+            for item_node, text in self.string_list(entries["channel_order"][1], "channel_order"):
+                if text not in NOTIFY_CHANNELS:
+                    self.report(item_node, f"unknown channel {text!r}; expected one of: "
+                                           f"{', '.join(NOTIFY_CHANNELS)}")
+                elif text not in order:
+                    order.append(text)
+            values["channel_order"] = tuple(order) + tuple(
+                channel for channel in NOTIFY_CHANNELS if channel not in order)
+        if "quiet_hours" in entries:
+            values["quiet"] = self.hours(entries["quiet_hours"][1], "quiet_hours")
+        self.into.policies.append((PolicyDef(**values), self.origin(node)))
 
     def priority(self, entries: Entries) -> int | None:
         if "priority" not in entries:
@@ -442,6 +638,8 @@ class _DocumentReader:
             return self.message_action(value_node)
         if kind == "push":
             return self.push_action(value_node)
+        if kind == "notify":
+            return self.notify_action(value_node)
         if kind == "set_trait":
             return self.set_trait_action(value_node)
         return self.tag_action(value_node)
@@ -454,7 +652,7 @@ class _DocumentReader:
             self.report(where, "a slot action needs exactly one of html or json")
             return None
         if contents[0] == "html":
-            html = self.template(entries["html"][1], "html")
+            html = self.template(entries["html"][1], "html", html=True)
             return None if slot is None or html is None else SlotAction(slot, html=html)
         problems_before = len(self.problems)
         content = self.json_content(entries["json"][1], templates=True)
@@ -506,11 +704,48 @@ class _DocumentReader:
         if entries is None or self.missing(node, entries, "title", "push"):
             return None
         title = self.template(entries["title"][1], "title")
-        body = self.template(entries["body"][1], "body") if "body" in entries else Template(())
+        body = self.template(entries["body"][1], "body") if "body" in entries else None
         link = self.template(entries["link"][1], "link") if "link" in entries else None
-        if title is None or body is None or ("link" in entries and link is None):
+        if title is None or ("body" in entries and body is None) or ("link" in entries and link is None):
             return None
         return PushAction(title, body, link)
+
+    def notify_action(self, node: yaml.Node) -> NotifyAction | None:
+        """A message for whichever of its channels suits the person (see rules.channels)."""
+        entries = self.mapping(node, "notify", NOTIFY_KEYS)
+        if entries is None or self.missing(node, entries, "channels", "notify"):
+            return None
+        ok = True
+        channels: list[str] = []
+        for item_node, text in self.string_list(entries["channels"][1], "channels"):
+            if text not in NOTIFY_CHANNELS:
+                self.report(item_node, f"unknown channel {text!r}; expected one of: "
+                                       f"{', '.join(NOTIFY_CHANNELS)}")
+                ok = False
+            elif text not in channels:
+                channels.append(text)
+        message_type = "banner"
+        if "type" in entries:
+            message_type = self.text(entries["type"][1], "type") or ""
+            if message_type not in MESSAGE_TYPES:
+                self.report(entries["type"][1], f"type must be one of: {', '.join(MESSAGE_TYPES)}")
+                ok = False
+        if self.missing(node, entries, "title", "notify"):
+            ok = False
+        fields: dict[str, Template] = {}
+        for key in ("title", "body"):
+            if key in entries:
+                template = self.template(entries[key][1], key)
+                ok = ok and template is not None
+                if template is not None:
+                    fields[key] = template
+        link = self.template(entries["link"][1], "link") if "link" in entries else None
+        ok = ok and ("link" not in entries or link is not None)
+        cta = self.cta(entries["cta"][1]) if "cta" in entries else None
+        ok = ok and ("cta" not in entries or cta is not None)
+        if not ok or not channels:
+            return None
+        return NotifyAction(tuple(channels), message_type, fields, link, cta)
 
     def set_trait_action(self, node: yaml.Node) -> SetTraitAction | None:
         entries = self.mapping(node, "set_trait", ())
@@ -557,18 +792,22 @@ class _DocumentReader:
         if isinstance(value, float) and not math.isfinite(value):
             self.report(node, "numbers must be finite (JSON has no infinity or NaN)")
             return None
-        if isinstance(value, str) and "{{" in value:
+        if isinstance(value, str) and ("{{" in value or "{%" in value):
             if not templates:
                 self.report(
                     node, "set_trait values are literal; placeholders are not supported here"
                 )
                 return None
-            return self.template_from_text(value, node)  # type: ignore[arg-type]
+            return self.template_from_text(value, node, "value")  # type: ignore[arg-type]
         return value
 
 
-def _shifted(locate: Locator, offset: int) -> Locator:
-    return lambda position: locate(offset + position)
+def _offset_of(text: str, line: int, column: int) -> int:
+    """Offset in `text` of a 1-based line and column (clamped to the text)."""
+    lines = text.split("\n")
+    line = min(max(line, 1), len(lines))
+    offset = sum(len(previous) + 1 for previous in lines[: line - 1])
+    return min(offset + max(column, 1) - 1, len(text))
 
 
 def _trigger(text: str) -> Trigger | None:

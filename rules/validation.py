@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .analysis import Scope, analyse
-from .definitions import Definitions, Expression, Origin, action_expressions
+from .definitions import Definitions, Expression, Origin, Template, action_templates
 from .names import ALL_ROOTS
 from .problems import Problem
 
@@ -44,14 +44,51 @@ def check_definitions(definitions: Definitions, problems: list[Problem]) -> Refe
     for segment in definitions.segments:
         references.aggregates |= _check(segment.when, scopes["segment"], problems)
     for rule in definitions.rules:
-        expressions = [rule.when] if rule.when is not None else []
+        for expression in (rule.when, rule.score):
+            if expression is not None:
+                references.aggregates |= _check(expression, scopes["rule"], problems)
         for action in rule.actions:
-            expressions.extend(action_expressions(action))
-        for expression in expressions:
-            references.aggregates |= _check(expression, scopes["rule"], problems)
+            for template in action_templates(action):
+                references.aggregates |= _check_template(template, rule.origin, aggregate_kinds,
+                                                         problems)
     for expression, place in definitions.unbuilt:
         _check(expression, scopes[place], problems)
+    _check_experiments(definitions, problems)
+    if len(definitions.policies) > 1:
+        origin = definitions.policies[1][1]
+        problems.append(Problem(origin.source, origin.line, origin.column,
+                                f"only one policy section is allowed (first at "
+                                f"{definitions.policies[0][1]})"))
     return references
+
+
+def _check_template(template: Template, origin: Origin, aggregate_kinds: dict[str, str],
+                    problems: list[Problem]) -> set[str]:
+    """Aggregates a template reads must exist; they are then maintained like any other."""
+    found = set()
+    for aggregate_id, _offset in sorted(template.aggregates):
+        if aggregate_id in aggregate_kinds:
+            found.add(aggregate_id)
+        else:
+            problems.append(Problem(origin.source, origin.line, origin.column,
+                                    f"unknown aggregate {aggregate_id!r} in a template"))
+    return found
+
+
+def _check_experiments(definitions: Definitions, problems: list[Problem]) -> None:
+    variants = {e.id: {name for name, _ in e.variants} for e in definitions.experiments}
+    declared = {identifier for identifier, _ in definitions.ids["experiment"]}
+    for experiment_id, origin in definitions.experiment_uses:
+        if experiment_id not in declared:
+            problems.append(Problem(origin.source, origin.line, origin.column,
+                                    f"unknown experiment {experiment_id!r}"))
+    for experiment_id, variant, origin in definitions.variant_uses:
+        names = variants.get(experiment_id or "")
+        if names is not None and (variant not in names or variant == "control"):
+            choices = ", ".join(sorted(names - {"control"})) or "none"
+            problems.append(Problem(origin.source, origin.line, origin.column,
+                                    f"unknown variant {variant!r} of experiment "
+                                    f"{experiment_id!r}; expected one of: {choices}"))
 
 
 def _check(expression: Expression, scope: Scope, problems: list[Problem]) -> set[str]:

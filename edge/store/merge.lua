@@ -48,6 +48,32 @@ if s[7] then
 end
 redis.call('HDEL', T[1], 'sg')  -- segments are recomputed on the next event
 
+-- delivery state (see effects.lua): both histories of deliveries count against
+-- the caps; the survivor's experiment variants stay; the newer consent answer
+-- and last engagement win; engagement hours add up
+local s_dl, t_dl = redis.call('HGET', S[1], 'dl'), redis.call('HGET', T[1], 'dl')
+if s_dl then
+  local sd, td = cjson.decode(s_dl), t_dl and cjson.decode(t_dl) or {}
+  for _, name in ipairs({'c', 'x', 'k'}) do td[name] = td[name] or {} end
+  for key, list in pairs(sd.c or {}) do
+    local merged = td.c[key] or {}
+    for _, t in ipairs(list) do merged[#merged + 1] = t end
+    table.sort(merged)
+    td.c[key] = merged
+  end
+  for id, variant in pairs(sd.x or {}) do if not td.x[id] then td.x[id] = variant end end
+  for name, answer in pairs(sd.k or {}) do
+    local mine = td.k[name]
+    if not mine or mine[2] < answer[2] then td.k[name] = answer end
+  end
+  if sd.h then
+    if not td.h then td.h = sd.h else for i = 1, 24 do td.h[i] = (td.h[i] or 0) + (sd.h[i] or 0) end end
+  end
+  if sd.l and (not td.l or td.l[2] < sd.l[2]) then td.l = sd.l end
+  for _, name in ipairs({'c', 'x', 'k'}) do if next(td[name]) == nil then td[name] = nil end end
+  redis.call('HSET', T[1], 'dl', cjson.encode(td))
+end
+
 -- message ids seen, so a retry after the merge is still recognised
 redis.call('ZUNIONSTORE', T[2], 2, T[2], S[2], 'AGGREGATE', 'MAX')
 local over = redis.call('ZCARD', T[2]) - dedupe_max

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import msgspec
@@ -18,17 +18,39 @@ import orjson
 import redis.asyncio as aioredis
 
 from edge import ecommerce
+from edge.delivery import decode_state
 from edge.config import Settings
 from edge.normalize import Incoming
 from edge.store import keys as K
 from edge.store.batcher import ScriptBatcher
-from edge.store.scripts import DROP_POINTER, EVENT, LINK, MERGE
+from edge.store.scripts import DROP_POINTER, EFFECTS, EVENT, LINK, MERGE
 
 MAX_HOPS = 16
 
 
 class StoreError(Exception):
     pass
+
+
+@dataclass(slots=True)
+class OutcomeWrite:
+    """Everything one decision changes in the profile; see ProfileStore.write_outcome."""
+
+    now_ms: int
+    segments: list[str] | None = None  # None: unchanged
+    tags: list[str] | None = None
+    traits: dict[str, Any] = field(default_factory=dict)
+    deliveries: list[list[tuple[str, int, int]]] = field(default_factory=list)
+    horizon_ms: int = 0  # the longest cap window: older delivery times are dropped
+    variants: dict[str, str] = field(default_factory=dict)
+    consent: list[tuple[str, int, int, str]] = field(default_factory=list)
+    engagement: tuple = ()  # (local hour, channel, engaged 0|1, time ms) or ()
+    stream_entries: list[tuple[int, str]] = field(default_factory=list)
+
+    def is_empty(self) -> bool:
+        return (self.segments is None and self.tags is None and not self.traits
+                and not self.deliveries and not self.variants and not self.consent
+                and not self.engagement and not self.stream_entries)
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,19 +279,28 @@ class ProfileStore:
 
     # -- effects ------------------------------------------------------------------------------
 
-    async def write_effects(self, profile_id: str, segments: list[str] | None,
-                            traits: dict[str, Any], tags: list[str] | None) -> None:
+    async def write_outcome(self, profile_id: str, outcome: "OutcomeWrite") -> list[bool]:
+        """Store what a decision leaves behind (edge/store/effects.lua) in one round trip.
+
+        Returns, per delivery, whether its caps still had room: a concurrent
+        event of the same person may have taken it first.
+        """
+        o = outcome
+        args = [
+            o.now_ms, orjson.dumps(o.segments).decode() if o.segments is not None else "",
+            orjson.dumps(o.tags).decode() if o.tags is not None else "",
+            _flat(o.traits), self.settings.profiles.max_traits,
+            [[list(c) for c in delivery] for delivery in o.deliveries], o.horizon_ms,
+            [x for pair in o.variants.items() for x in pair],
+            [x for change in o.consent for x in change], list(o.engagement),
+            [x for entry in o.stream_entries for x in entry], self.settings.stream.max_length,
+        ]
         key = K.profile_key(profile_id)
-        fields: list[Any] = []
-        if segments is not None:
-            fields += ("sg", orjson.dumps(segments))
-        if tags is not None:
-            fields += ("tg", orjson.dumps(tags))
-        writes = [self.batcher.command("HSET", key, *fields)] if fields else []
-        if traits:
-            pairs = [x for name, value in traits.items() for x in (name, orjson.dumps(value))]
-            writes.append(self.batcher.command("HSET", key + ":t", *pairs))
-        await asyncio.gather(*writes)
+        reply = await self.batcher.call(EFFECTS, [key, key + ":t", self.stream_key],
+                                        [_msgpack(args)])
+        if reply[0] != b"ok":
+            return [False] * len(o.deliveries)  # merged or erased meanwhile: deliver nothing
+        return [flag == 1 for flag in reply[1]]
 
     async def register_aggregates(self, layout: AggregateLayout) -> None:
         """Remember every aggregate id ever maintained, so erasure can find its keys."""
@@ -330,7 +361,7 @@ def _flat(values: dict[str, Any]) -> list[Any]:
 def decode_snapshot(reply: list[Any], layout: AggregateLayout) -> dict[str, Any]:
     """The event script's reply as the profile dict the rules read."""
     _status, fields, traits_flat, cart_flat, recent_products, recent_categories, values = reply
-    pid, fs, ls, visits, events, uid, segments, tags, cart_updated, claim = fields
+    pid, fs, ls, visits, events, uid, segments, tags, cart_updated, claim, delivery = fields
     traits = {traits_flat[i].decode(): orjson.loads(traits_flat[i + 1])
               for i in range(0, len(traits_flat), 2)}
     aggregates: dict[str, Any] = {}
@@ -357,4 +388,5 @@ def decode_snapshot(reply: list[Any], layout: AggregateLayout) -> dict[str, Any]
         "verified": bool(uid),
         "user_id": uid.decode() if uid else None,
         "unverified_claim": claim.decode() if claim else None,
+        **decode_state(delivery),
     }

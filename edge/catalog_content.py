@@ -1,0 +1,37 @@
+"""Catalog data for content: fetched only when a winning template names it.
+
+recent_products: the products the person viewed last, with current prices;
+cross_sell: products most often bought together with what is in the cart;
+upsell: same category as the last viewed product, a higher price tier, in stock.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+CATALOG_NAMES = frozenset({"recent_products", "cross_sell", "upsell"})
+SHOWN = 4  # products per list: what a slot or message has room for
+
+
+async def catalog_variables(catalog: Any, profile: dict[str, Any],
+                            needed: set[str]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    recent = profile["recent_products"]
+    if "recent_products" in needed:
+        products = await catalog.get(recent[:SHOWN])
+        found["recent_products"] = [product_view(p) for p in products if p is not None]
+    if "cross_sell" in needed:
+        cart_ids = [item["product_id"] for item in profile["cart"].get("items", [])
+                    if isinstance(item, dict) and item.get("product_id")]
+        products = await catalog.cross_sell(cart_ids, SHOWN) if cart_ids else []
+        found["cross_sell"] = [product_view(p) for p in products]
+    if "upsell" in needed:
+        products = await catalog.upsell(recent[0], SHOWN) if recent else []
+        found["upsell"] = [product_view(p) for p in products]
+    return found
+
+
+def product_view(product: Any) -> dict[str, Any]:
+    """A product as templates see it: plain values, the price to show as `price`."""
+    data = product.to_dict() if hasattr(product, "to_dict") else dict(product)
+    return data

@@ -1,0 +1,76 @@
+"""A person's delivery state: what arbitration reads and what the effects script writes.
+
+The event script returns the profile field "dl" (see edge/store/effects.lua);
+this module turns it into the profile's public parts (consent, experiments,
+engagement) and into rules.arbitration.Person for this event.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Mapping
+
+import orjson
+
+from edge import consent, engagement
+from rules.arbitration import Person
+from rules.localtime import WEEKDAYS, zone_named
+
+ALWAYS_REACHABLE = frozenset({"web", "in_app"})  # the answer itself reaches the page or app
+
+
+def decode_state(raw: bytes | str | None) -> dict[str, Any]:
+    """The profile's delivery-related parts, from the stored "dl" JSON."""
+    state = orjson.loads(raw) if raw else {}
+    hours = state.get("h") or [0] * engagement.HOURS
+    last = state.get("l")
+    return {
+        "consent": {name: {"granted": bool(answer[0]), "at": answer[1], "source": answer[2]}
+                    for name, answer in (state.get("k") or {}).items()},
+        "experiments": dict(state.get("x") or {}),
+        "deliveries": dict(state.get("c") or {}),
+        "engagement_hours": hours,
+        "best_send_hour": engagement.best_hour(hours),
+        "last_channel": last[0] if last else None,
+    }
+
+
+def reachable_channels(traits: Mapping[str, Any]) -> frozenset[str]:
+    """Channels with an address: a push subscription or token, an email, a phone number."""
+    found = set(ALWAYS_REACHABLE)
+    if traits.get("push_subscription") or traits.get("push_token"):
+        found.add("push")
+    if isinstance(traits.get("email"), str) and "@" in traits["email"]:
+        found.add("email")
+    if isinstance(traits.get("phone"), str) and traits["phone"].strip():
+        found.update(("sms", "whatsapp"))
+    return frozenset(found)
+
+
+def local_clock(now_ms: int, timezone: str | None) -> tuple[str, int]:
+    """(weekday, minute of the day) on the person's clock."""
+    moment = datetime.fromtimestamp(now_ms / 1000, zone_named(timezone))
+    return WEEKDAYS[moment.weekday()], moment.hour * 60 + moment.minute
+
+
+def local_hour(ts_ms: int, timezone: str | None) -> int:
+    return local_clock(ts_ms, timezone)[1] // 60
+
+
+def person_for(profile: dict[str, Any], timezone: str | None, now_ms: int,
+               consent_defaults: Mapping[str, bool]) -> Person:
+    weekday, minute = local_clock(now_ms, timezone)
+    traits = profile["traits"]
+    preferred = traits.get("preferred_channel")
+    return Person(
+        profile_id=profile["id"],
+        now_ms=now_ms,
+        weekday=weekday,
+        minute=minute,
+        consent=consent.resolve(profile["consent"], consent_defaults),
+        deliveries=profile["deliveries"],
+        variants=profile["experiments"],
+        reachable=reachable_channels(traits),
+        preferred_channel=preferred if isinstance(preferred, str) else None,
+        last_channel=profile["last_channel"],
+    )

@@ -1,0 +1,136 @@
+"""The product catalog: upsert (scope catalog:write), read (catalog:read or catalog:write), delete.
+
+`PUT /v1/catalog/products` is per row, not all-or-nothing: a feed of a
+thousand products with one bad price should not keep the other 999 at
+yesterday's prices. Valid products are written, the rest are listed with their
+index, field and reason; only a body that is not a list of products at all is
+refused whole (400).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis.exceptions import RedisError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from edge.auth import AuthError
+from edge.catalog import MAX_ID_LENGTH, Product, validate_product
+from edge.http.common import (auth_error_response, check_json_content_type, error_response,
+                              header_map, input_error_response, json_response, read_body,
+                              require_scope)
+from edge.state import EdgeState
+from edge.store.catalog import CatalogError
+from edge.wire import InputError, any_decoder
+
+# A product is a few hundred bytes to a few KB; one request may carry a feed
+# page much larger than an event batch, but the catalog CLI is for whole feeds.
+MAX_PRODUCTS_PER_REQUEST = 1000
+BODY_LIMIT_FACTOR = 4
+RETRY_AFTER = {"Retry-After": "1"}
+
+
+def _authorize(request: Request, state: EdgeState, *scopes: str) -> None:
+    caller = state.keyring.authenticate(request.headers.get("authorization"))
+    if not caller.is_public and any(caller.may(scope) for scope in scopes):
+        return
+    require_scope(caller, scopes[0])  # raises with the reason
+
+
+def _products_in(body: Any) -> list[Any]:
+    if isinstance(body, dict):
+        if set(body) != {"products"}:
+            raise InputError("body", 'expected a list of products or {"products": [...]}')
+        body = body["products"]
+        field = "products"
+    else:
+        field = "body"
+    if not isinstance(body, list):
+        raise InputError(field, "expected a list of products")
+    if len(body) > MAX_PRODUCTS_PER_REQUEST:
+        raise InputError(field, f"more than {MAX_PRODUCTS_PER_REQUEST} products; send pages")
+    return body
+
+
+def _product_id(request: Request) -> str:
+    product_id = request.path_params["product_id"]
+    if len(product_id) > MAX_ID_LENGTH:
+        raise InputError("id", f"longer than {MAX_ID_LENGTH} characters")
+    return product_id
+
+
+async def put_products(request: Request) -> Response:
+    """Upsert products: a JSON list or {"products": [...]}; bad rows are listed, the rest written."""
+    state: EdgeState = request.app.state.edge
+    headers = header_map(request)
+    try:
+        _authorize(request, state, "catalog:write")
+    except AuthError as exc:
+        return auth_error_response(exc)
+    try:
+        check_json_content_type(headers)
+        body = await read_body(request, headers,
+                               BODY_LIMIT_FACTOR * state.settings.limits.max_body_bytes)
+        try:
+            items = _products_in(any_decoder.decode(body))
+        except ValueError as exc:  # msgspec.DecodeError is a ValueError
+            raise InputError("body", f"not valid JSON: {exc}") from None
+    except InputError as exc:
+        return input_error_response(exc)
+
+    products: list[Product] = []
+    rejected: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        try:
+            products.append(validate_product(item, f"products[{index}]"))
+        except InputError as exc:
+            rejected.append({"index": index, "field": exc.field, "reason": exc.reason})
+    try:
+        result = await state.catalog.put(products)
+    except (RedisError, OSError, CatalogError):
+        return error_response(503, "unavailable", "the catalog store did not answer; retry",
+                              headers=RETRY_AFTER)
+    return json_response({"accepted": result.written, "rejected": rejected,
+                          "price_drops": result.price_drops,
+                          "back_in_stock": result.back_in_stock})
+
+
+async def get_product(request: Request) -> Response:
+    """One product with its current effective price."""
+    state: EdgeState = request.app.state.edge
+    try:
+        _authorize(request, state, "catalog:read", "catalog:write")
+        product_id = _product_id(request)
+    except AuthError as exc:
+        return auth_error_response(exc)
+    except InputError as exc:
+        return input_error_response(exc)
+    try:
+        (product,) = await state.catalog.get([product_id])
+    except (RedisError, OSError):
+        return error_response(503, "unavailable", "the catalog store did not answer; retry",
+                              headers=RETRY_AFTER)
+    if product is None:
+        return error_response(404, "not_found", "no product with this id", field="id")
+    return json_response(product.to_dict())
+
+
+async def delete_product(request: Request) -> Response:
+    """Remove a product from the catalog."""
+    state: EdgeState = request.app.state.edge
+    try:
+        _authorize(request, state, "catalog:write")
+        product_id = _product_id(request)
+    except AuthError as exc:
+        return auth_error_response(exc)
+    except InputError as exc:
+        return input_error_response(exc)
+    try:
+        deleted = await state.catalog.delete(product_id)
+    except (RedisError, OSError, CatalogError):
+        return error_response(503, "unavailable", "the catalog store did not answer; retry",
+                              headers=RETRY_AFTER)
+    if not deleted:
+        return error_response(404, "not_found", "no product with this id", field="id")
+    return json_response({"deleted": True, "id": product_id})

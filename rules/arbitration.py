@@ -1,0 +1,298 @@
+"""Arbitration: from the rules whose condition holds to what one person gets now.
+
+Candidates are taken in order (priority, then score, then id). Each is checked
+for its mutual-exclusion group, consent, schedule, frequency caps, room (a free
+slot, the message limit, a reachable channel) and finally its experiment. A
+candidate that fails any check gives way to the next; the reason is kept in
+the trace that /v1/explain shows. The same inputs always give the same answer.
+
+Pure: the caller passes the person's delivery history, consent, stored
+experiment variants and reachable channels, and stores what comes back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from .definitions import (
+    Action,
+    CapDef,
+    ExperimentDef,
+    MessageAction,
+    NotifyAction,
+    PolicyDef,
+    PushAction,
+    RuleDef,
+    SetTraitAction,
+    SlotAction,
+    TagAction,
+)
+from .experiments import CONTROL, variant_for
+from .schedule import in_range, schedule_block
+
+# Channels that quiet hours silence: they reach a person who is not looking at a screen.
+INTERRUPTING = frozenset({"push", "email", "sms", "whatsapp"})
+GLOBAL = "global"
+
+
+@dataclass(frozen=True, slots=True)
+class RulePlan:
+    """What arbitration needs to know about one rule, built once at load."""
+
+    rule: RuleDef
+    experiment: ExperimentDef | None
+    displays: bool  # has a slot, message, push or notify action
+
+    @property
+    def id(self) -> str:
+        return self.rule.id
+
+
+@dataclass(slots=True)
+class Person:
+    """One person's state, as read from the profile with this event."""
+
+    profile_id: str
+    now_ms: int
+    weekday: str  # "mon".."sun" on the person's clock
+    minute: int  # minute of the day on the person's clock
+    consent: Mapping[str, bool]  # purpose or channel -> may we
+    deliveries: Mapping[str, Sequence[int]]  # cap key -> delivery times (ms)
+    variants: Mapping[str, str]  # experiment id -> stored variant
+    reachable: frozenset[str]  # channels with an address (in_app and web always)
+    preferred_channel: str | None = None
+    last_channel: str | None = None
+
+
+@dataclass(slots=True)
+class Placement:
+    """One action of a fired rule, with the channel it goes out on (None: no channel)."""
+
+    action: Action
+    channel: str | None
+
+
+@dataclass(slots=True)
+class Fired:
+    plan: RulePlan
+    placements: list[Placement]
+    variant: str | None
+    # caps to check and record atomically when this rule is delivered: (key, window ms, max)
+    caps: list[tuple[str, int, int]]
+
+
+@dataclass(slots=True)
+class Selection:
+    segments: list[str]
+    fired: list[Fired] = field(default_factory=list)
+    # (experiment, variant, rule) for every exposure and every control-group non-exposure
+    exposures: list[tuple[str, str, str]] = field(default_factory=list)
+    new_variants: dict[str, str] = field(default_factory=dict)
+    # rule id -> "fired" or the reason it gave way; only candidates appear
+    trace: dict[str, str] = field(default_factory=dict)
+
+    def traits_and_tags(self) -> tuple[dict[str, object], list[str]]:
+        """Traits set and tags added by the fired rules; the first rule to set a trait wins."""
+        traits: dict[str, object] = {}
+        tags: list[str] = []
+        for fired in self.fired:
+            for placement in fired.placements:
+                action = placement.action
+                if isinstance(action, SetTraitAction):
+                    for key, value in action.values.items():
+                        traits.setdefault(key, value)
+                elif isinstance(action, TagAction):
+                    tags.extend(tag for tag in action.tags if tag not in tags)
+        return traits, tags
+
+
+class Arbiter:
+    """Built once per ruleset; select() runs per event."""
+
+    def __init__(self, plans: Sequence[RulePlan], policy: PolicyDef) -> None:
+        self.plans = plans
+        self.policy = policy
+        self.channel_caps: dict[str, tuple[CapDef, ...]] = dict(policy.caps)
+        self.scored = any(plan.rule.score is not None for plan in plans)
+
+    def order(self, candidates: list[tuple[int, float]]) -> list[tuple[int, float]]:
+        if not self.scored:
+            return candidates  # decide() already lists them by priority, then id
+        plans = self.plans
+        return sorted(candidates, key=lambda c: (-plans[c[0]].rule.priority, -c[1], plans[c[0]].id))
+
+    def select(self, segments: list[str], candidates: list[tuple[int, float]],
+               person: Person) -> Selection:
+        selection = Selection(segments)
+        if not candidates:
+            return selection
+        room = _Room(self, person)
+        for position, _score in self.order(candidates):
+            plan = self.plans[position]
+            reason, fired = self._consider(plan, person, room, selection)
+            selection.trace[plan.id] = reason or "fired"
+            if fired is not None:
+                room.take(fired)
+                selection.fired.append(fired)
+                if fired.variant is not None and plan.experiment is not None:
+                    selection.exposures.append((plan.experiment.id, fired.variant, plan.id))
+        return selection
+
+    def _consider(self, plan: RulePlan, person: Person, room: _Room,
+                  selection: Selection) -> tuple[str | None, Fired | None]:
+        rule = plan.rule
+        variant = None
+        if plan.experiment is not None:
+            variant = self._variant(plan.experiment, person, selection)
+            if variant != CONTROL and rule.variant is not None and variant != rule.variant:
+                return f"experiment {plan.experiment.id!r} gave this person variant {variant!r}", None
+        if rule.group is not None and rule.group in room.groups:
+            return f"group {rule.group!r} already has a winner ({room.groups[rule.group]})", None
+        if not person.consent.get(rule.purpose, False):
+            return f"no consent for {rule.purpose}", None
+        blocked = schedule_block(rule.schedule, person.now_ms, person.weekday, person.minute)
+        if blocked is not None:
+            return f"schedule: {blocked}", None
+        caps = [(f"rule:{rule.id}", cap.per_ms, cap.max) for cap in rule.caps]
+        capped = room.capped(caps)
+        if capped is not None:
+            return capped, None
+        placements: list[Placement] = []
+        reasons: list[str] = []
+        slots: set[str] = set()
+        messages = 0
+        for action in rule.actions:
+            channel, why = self._place(action, person, room, slots, messages)
+            if why is not None:
+                reasons.append(why)
+                continue
+            placements.append(Placement(action, channel))
+            if isinstance(action, SlotAction):
+                slots.add(action.slot)
+            elif channel == "in_app":
+                messages += 1
+        shown = [p for p in placements if p.channel is not None]
+        if plan.displays and not shown:
+            return "nothing could be shown: " + "; ".join(reasons), None
+        caps += [c for p in shown for c in room.channel_constraints(p.channel)]  # type: ignore[arg-type]
+        capped = room.capped(caps)
+        if capped is not None:
+            return capped, None
+        if variant == CONTROL:
+            selection.exposures.append((plan.experiment.id, CONTROL, rule.id))  # type: ignore[union-attr]
+            return f"holdout: control group of experiment {plan.experiment.id!r}", None  # type: ignore[union-attr]
+        return None, Fired(plan, placements, variant, caps)
+
+    def _variant(self, experiment: ExperimentDef, person: Person, selection: Selection) -> str:
+        stored = selection.new_variants.get(experiment.id) or person.variants.get(experiment.id)
+        variant = variant_for(experiment, person.profile_id, stored)
+        if variant != person.variants.get(experiment.id):
+            selection.new_variants[experiment.id] = variant
+        return variant
+
+    def _place(self, action: Action, person: Person, room: _Room, slots: set[str],
+               messages: int) -> tuple[str | None, str | None]:
+        """(channel, None) when the action fits, (None, reason) when it does not."""
+        if isinstance(action, (SetTraitAction, TagAction)):
+            return None, None
+        if isinstance(action, SlotAction):
+            if action.slot in room.slots or action.slot in slots:
+                return None, f"slot {action.slot!r} is taken"
+            return room.channel_check("web", person, messages)
+        if isinstance(action, MessageAction):
+            return room.channel_check("in_app", person, messages)
+        if isinstance(action, PushAction):
+            return room.channel_check("push", person, messages)
+        return self._choose(action, person, room, messages)  # type: ignore[arg-type]
+
+    def _choose(self, action: NotifyAction, person: Person, room: _Room,
+                messages: int) -> tuple[str | None, str | None]:
+        """The channel for this person: their preference, else where they last engaged, else
+        the configured order; skipping channels without consent, address or room."""
+        reasons = []
+        for channel in channel_preference(action.channels, person, self.policy.channel_order):
+            chosen, why = room.channel_check(channel, person, messages)
+            if why is None:
+                return chosen, None
+            reasons.append(why)
+        return None, "no channel: " + ", ".join(reasons)
+
+
+def channel_preference(channels: Sequence[str], person: Person,
+                       order: Sequence[str]) -> list[str]:
+    """The action's channels, most suitable first."""
+    ranked = sorted(channels, key=lambda c: order.index(c) if c in order else len(order))
+    for favourite in (person.last_channel, person.preferred_channel):
+        if favourite in ranked:
+            ranked.remove(favourite)  # type: ignore[arg-type]
+            ranked.insert(0, favourite)  # type: ignore[arg-type]
+    return ranked
+
+
+class _Room:
+    """What this answer has used so far: slots, messages, groups and cap counts."""
+
+    def __init__(self, arbiter: Arbiter, person: Person) -> None:
+        self.arbiter = arbiter
+        self.person = person
+        self.slots: dict[str, str] = {}
+        self.groups: dict[str, str] = {}
+        self.messages = 0
+        self.added: dict[str, int] = {}  # cap key -> deliveries in this answer
+
+    def used(self, key: str, per_ms: int) -> int:
+        since = self.person.now_ms - per_ms
+        stored = sum(1 for t in self.person.deliveries.get(key, ()) if t > since)
+        return stored + self.added.get(key, 0)
+
+    def capped(self, constraints: list[tuple[str, int, int]]) -> str | None:
+        """Why these deliveries would break a cap; a key listed twice counts twice."""
+        pending: dict[str, int] = {}
+        for key, _, _ in constraints:
+            pending[key] = pending.get(key, 0) + 1
+        for key, per_ms, most in constraints:
+            if self.used(key, per_ms) + pending[key] > most:
+                return f"cap {key}: {most} per {_duration(per_ms)} reached"
+        return None
+
+    def channel_constraints(self, channel: str) -> list[tuple[str, int, int]]:
+        caps = self.arbiter.channel_caps
+        found = [(f"channel:{channel}", c.per_ms, c.max) for c in caps.get(channel, ())]
+        if channel != "web":
+            found += [(GLOBAL, c.per_ms, c.max) for c in caps.get(GLOBAL, ())]
+        return found
+
+    def channel_check(self, channel: str, person: Person,
+                      pending_messages: int) -> tuple[str | None, str | None]:
+        if not person.consent.get(channel, False):
+            return None, f"no consent for {channel}"
+        if channel not in person.reachable:
+            return None, f"no address for {channel}"
+        if channel == "in_app" and self.messages + pending_messages >= self.arbiter.policy.max_messages:
+            return None, f"message limit ({self.arbiter.policy.max_messages}) reached"
+        quiet = self.arbiter.policy.quiet
+        if channel in INTERRUPTING and quiet is not None and in_range(person.minute, quiet):
+            return None, f"quiet hours for {channel}"
+        capped = self.capped(self.channel_constraints(channel))
+        if capped is not None:
+            return None, capped
+        return channel, None
+
+    def take(self, fired: Fired) -> None:
+        rule = fired.plan.rule
+        if rule.group is not None:
+            self.groups[rule.group] = rule.id
+        for placement in fired.placements:
+            if isinstance(placement.action, SlotAction):
+                self.slots[placement.action.slot] = rule.id
+            elif placement.channel == "in_app":
+                self.messages += 1
+        for key, _, _ in fired.caps:
+            self.added[key] = self.added.get(key, 0) + 1
+
+
+def _duration(ms: int) -> str:
+    from .durations import format_duration
+
+    return format_duration(ms)
