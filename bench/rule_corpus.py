@@ -16,6 +16,9 @@ import random
 
 import yaml
 
+from rules.arbitration import Person
+from rules.localtime import WEEKDAYS
+
 BASE_NOW_MS = 1_700_000_000_000
 DAY_MS = 86_400_000
 RULES_PER_DOCUMENT = 50
@@ -213,8 +216,8 @@ def _action(rng: random.Random, trigger: object, index: int) -> dict:
     if choice == "html":
         greeting = rng.choice(
             [
-                '<h2>Welcome back, {{ coalesce(traits.first_name, "friend") }}</h2>',
-                "<p>Your cart: {{ len(cart.items) }} items, {{ cart.value }} EUR</p>",
+                "<h2>Welcome back, {{ traits.first_name | default('friend') }}</h2>",
+                "<p>Your cart: {{ cart['items'] | length }} items, {{ cart.value | money('EUR') }}</p>",
                 '<div class="promo">Still thinking about {{ aggregates.last_category_30d }}?</div>',
                 '<a href="/sale">Offer {{ index }} for {{ traits.plan }} members</a>',
                 "<span>Free shipping over 50 EUR</span>",
@@ -234,7 +237,7 @@ def _action(rng: random.Random, trigger: object, index: int) -> dict:
         return {
             "message": {
                 "type": rng.choice(["banner", "modal", "toast"]),
-                "title": 'Hi {{ coalesce(traits.first_name, "there") }}',
+                "title": "Hi {{ traits.first_name | default('there') }}",
                 "body": f"Offer {index}: {rng.randint(5, 30)}% off today",
                 "cta": {"label": "Shop now", "url": f"/sale?o={index}"},
             }
@@ -250,7 +253,7 @@ def _action(rng: random.Random, trigger: object, index: int) -> dict:
         return {
             "push": {
                 "title": "Your cart misses you",
-                "body": "{{ len(cart.items) }} items waiting",
+                "body": "{{ cart['items'] | length }} items waiting",
                 "link": "app://cart",
             }
         }
@@ -273,14 +276,39 @@ def make_rules(n_rules: int, seed: int) -> list[dict]:
         rule["actions"] = [
             _action(rng, trigger, index) for _ in range(rng.choices([1, 2], weights=[70, 30])[0])
         ]
+        # What marketers add on top: caps on a third of the rules, an experiment
+        # on a tenth, a score on a tenth, mutual-exclusion groups on some offers.
+        if rng.random() < 0.33:
+            rule["cap"] = {"max": rng.choice([1, 2, 3]), "per": rng.choice(["1d", "7d", "12h"])}
+        if rng.random() < 0.10:
+            rule["experiment"] = rng.choice([e["id"] for e in EXPERIMENTS])
+        if rng.random() < 0.10:
+            rule["score"] = "aggregates.views_7d + aggregates.pageviews_1d"
+        if rng.random() < 0.15:
+            rule["group"] = rng.choice(["offers", "onboarding", "cart"])
         rules.append(rule)
     return rules
+
+
+EXPERIMENTS = [
+    {"id": "hero-copy", "variants": {"a": 45, "b": 45}, "control": 10},
+    {"id": "discount-depth", "variants": {"ten": 50, "fifteen": 40}, "control": 10},
+    {"id": "global-holdout", "control": 5, "variants": {"treated": 95}},
+]
+POLICY = {
+    "max_messages": 1,
+    "caps": {"in_app": [{"max": 3, "per": "1d"}], "push": [{"max": 1, "per": "6h"}],
+             "global": [{"max": 6, "per": "1d"}]},
+    "quiet_hours": "22:00-07:00",
+}
 
 
 def make_corpus(n_rules: int, seed: int = 7) -> list[tuple[str, str]]:
     """Rule documents as (name, YAML text): aggregates, segments, then rules in files of 50."""
     documents = [
         ("aggregates.yaml", yaml.safe_dump({"aggregates": dict(AGGREGATES)}, sort_keys=False)),
+        ("policy.yaml", yaml.safe_dump({"policy": POLICY, "experiments": EXPERIMENTS},
+                                       sort_keys=False)),
         (
             "segments.yaml",
             yaml.safe_dump(
@@ -490,3 +518,29 @@ def make_inputs(
         event = make_event(rng, now_ms)
         inputs.append((event, rng.choice(profiles), make_context(rng, event), now_ms))
     return inputs
+
+
+def make_person(rng: random.Random, profile: dict, context: dict, now_ms: int) -> Person:
+    """What arbitration reads about a person: mostly consenting, some delivery history."""
+    deliveries: dict[str, list[int]] = {}
+    for _ in range(rng.choice([0, 0, 1, 3, 6])):
+        key = rng.choice([f"rule:rule-{rng.randint(0, 199):04d}", "channel:in_app",
+                          "channel:push", "global"])
+        deliveries.setdefault(key, []).append(now_ms - rng.randint(0, 3 * DAY_MS))
+    marketing = rng.random() < 0.6
+    consent = {"personalization": rng.random() < 0.97, "marketing": marketing, "web": True,
+               "in_app": True, "push": marketing and rng.random() < 0.5, "email": marketing,
+               "sms": False, "whatsapp": False}
+    return Person(
+        profile_id=profile["id"], now_ms=now_ms, weekday=rng.choice(WEEKDAYS),
+        minute=rng.randint(0, 1439), consent=consent, deliveries=deliveries, variants={},
+        reachable=frozenset({"web", "in_app", "push", "email"} if profile["traits"]["email"]
+                            else {"web", "in_app"}),
+    )
+
+
+def make_full_inputs(n: int, seed: int = 11) -> list[tuple[tuple, Person]]:
+    """make_inputs plus the person arbitration sees for each."""
+    rng = random.Random(seed + 1)
+    return [(item, make_person(rng, item[1], item[2], item[3]))
+            for item in make_inputs(n, seed)]

@@ -19,7 +19,7 @@ from edge import __version__, openapi
 from edge.auth import KeyRing
 from edge.clock import SystemClock
 from edge.config import DEMO_KEYS, Settings, load_settings
-from edge.http import admin, catalog, demo, health, ingest, profiles, snippet
+from edge.http import admin, catalog, demo, explain, health, ingest, profiles, snippet
 from edge.http.common import error_response, json_response
 from edge.http.fastpath import IngestFastPath
 from edge.metrics import Metrics
@@ -49,6 +49,7 @@ def routes() -> list[Route]:
         Route("/v1/profiles/{profile_id}", profiles.get_profile, methods=["GET"], name="get_profile"),
         Route("/v1/profiles/{profile_id}", profiles.delete_profile, methods=["DELETE"],
               name="delete_profile"),
+        Route("/v1/explain", explain.explain, methods=["POST"], name="explain"),
         Route("/v1/catalog/products", catalog.put_products, methods=["PUT"], name="catalog_products"),
         Route("/v1/catalog/products/{product_id:path}", catalog.get_product, methods=["GET"],
               name="catalog_product"),

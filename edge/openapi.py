@@ -91,11 +91,28 @@ def _operation(route: Route, method: str) -> dict[str, Any]:
                              "schema": {"type": "string"},
                              "description": "profile id or identifier kind:value"}]
         op["responses"]["404"] = _error("no profile for this identifier")
+    if route.path == "/v1/explain":
+        _explain(op)
     if route.path.startswith("/v1/catalog/"):
         _catalog(route, method, op)
     if route.path == "/v1/admin/reload":
         op["responses"]["422"] = _error("the rules on disk are invalid; the running ones stay")
     return op
+
+
+def _explain(op: dict[str, Any]) -> None:
+    request = {"type": "object", "required": ["profile", "event"], "properties": {
+        "profile": {"type": "string", "description": "profile id or identifier kind:value"},
+        "event": {"$ref": "#/components/schemas/Event"},
+        "user_agent": {"type": "string", "description": "the person's browser"},
+        "country": {"type": "string", "description": "the person's country code"}}}
+    op["requestBody"] = {"required": True, "content": {"application/json": {"schema": request}}}
+    op["responses"]["200"] = {
+        "description": "segments, every triggered rule with each condition's value and its "
+                       "arbitration outcome, the decision, consent, experiments and caps; "
+                       "nothing is written",
+        "content": {"application/json": {"schema": {"type": "object"}}}}
+    op["responses"]["404"] = _error("no profile for this identifier (field `profile`)")
 
 
 def _catalog(route: Route, method: str, op: dict[str, Any]) -> None:

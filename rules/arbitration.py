@@ -38,15 +38,42 @@ GLOBAL = "global"
 
 @dataclass(frozen=True, slots=True)
 class RulePlan:
-    """What arbitration needs to know about one rule, built once at load."""
+    """What arbitration needs to know about one rule, worked out once at load."""
 
     rule: RuleDef
     experiment: ExperimentDef | None
     displays: bool  # has a slot, message, push or notify action
+    id: str
+    caps: tuple[tuple[str, int, int], ...]  # the rule's own caps as (key, window, max)
+    slots: frozenset[str]  # slots it fills, when slots are all it shows (else empty)
+    # Set for the most common rule: web slots, tags and traits only, for personalization,
+    # with no cap, experiment, group or schedule. Its placements never change.
+    simple: tuple[Placement, ...] | None
+    kept_without_slots: int  # how many of `simple` remain when every slot is taken
 
-    @property
-    def id(self) -> str:
-        return self.rule.id
+    @classmethod
+    def of(cls, rule: RuleDef, experiment: ExperimentDef | None) -> RulePlan:
+        displays = any(isinstance(a, (SlotAction, MessageAction, PushAction, NotifyAction))
+                       for a in rule.actions)
+        slot_names = [a.slot for a in rule.actions if isinstance(a, SlotAction)]
+        only_slots = slot_names and not any(
+            isinstance(a, (MessageAction, PushAction, NotifyAction)) for a in rule.actions)
+        simple = None
+        plain = (not rule.caps and experiment is None and rule.group is None
+                 and rule.schedule is None and rule.purpose == "personalization")
+        if plain and all(isinstance(a, (SlotAction, SetTraitAction, TagAction))
+                         for a in rule.actions):
+            first_per_slot: dict[str, Action] = {}
+            for action in rule.actions:
+                if isinstance(action, SlotAction):
+                    first_per_slot.setdefault(action.slot, action)
+            simple = tuple(
+                Placement(a, "web" if isinstance(a, SlotAction) else None) for a in rule.actions
+                if not isinstance(a, SlotAction) or first_per_slot[a.slot] is a)
+        return cls(rule, experiment, displays, rule.id,
+                   tuple((f"rule:{rule.id}", cap.per_ms, cap.max) for cap in rule.caps),
+                   frozenset(slot_names) if only_slots else frozenset(), simple,
+                   sum(1 for p in simple or () if p.channel is None))
 
 
 @dataclass(slots=True)
@@ -88,7 +115,8 @@ class Selection:
     fired: list[Fired] = field(default_factory=list)
     # (experiment, variant, rule) for every exposure and every control-group non-exposure
     exposures: list[tuple[str, str, str]] = field(default_factory=list)
-    new_variants: dict[str, str] = field(default_factory=dict)
+    variants: dict[str, str] = field(default_factory=dict)  # experiment id -> this person's
+    new_variants: dict[str, str] = field(default_factory=dict)  # ... the ones to store
     # rule id -> "fired" or the reason it gave way; only candidates appear
     trace: dict[str, str] = field(default_factory=dict)
 
@@ -113,7 +141,14 @@ class Arbiter:
     def __init__(self, plans: Sequence[RulePlan], policy: PolicyDef) -> None:
         self.plans = plans
         self.policy = policy
-        self.channel_caps: dict[str, tuple[CapDef, ...]] = dict(policy.caps)
+        caps: dict[str, tuple[CapDef, ...]] = dict(policy.caps)
+        # channel -> the caps one delivery on it counts towards, as (key, window, max)
+        self.channel_caps: dict[str, tuple[tuple[str, int, int], ...]] = {}
+        for channel in ("web", "in_app", "push", "email", "sms", "whatsapp"):
+            found = [(f"channel:{channel}", c.per_ms, c.max) for c in caps.get(channel, ())]
+            if channel != "web":
+                found += [(GLOBAL, c.per_ms, c.max) for c in caps.get(GLOBAL, ())]
+            self.channel_caps[channel] = tuple(found)
         self.scored = any(plan.rule.score is not None for plan in plans)
 
     def order(self, candidates: list[tuple[int, float]]) -> list[tuple[int, float]]:
@@ -128,13 +163,30 @@ class Arbiter:
         if not candidates:
             return selection
         room = _Room(self, person)
+        plans, trace, fired_rules = self.plans, selection.trace, selection.fired
+        simple_ok = room.simple_allowed and not self.channel_caps["web"]
+        taken = room.slots
         for position, _score in self.order(candidates):
-            plan = self.plans[position]
+            plan = plans[position]
+            simple = plan.simple
+            if simple is not None and simple_ok:
+                # Written out: most candidates are plain slot, tag and trait rules.
+                placements = [p for p in simple if p.channel is None or p.action.slot not in taken]  # type: ignore[union-attr]
+                if plan.displays and len(placements) == plan.kept_without_slots:
+                    trace[plan.id] = "nothing could be shown: every slot it fills is taken"
+                    continue
+                fired = Fired(plan, placements, None, [])
+                for placement in placements:
+                    if placement.channel is not None:
+                        taken[placement.action.slot] = plan.id  # type: ignore[union-attr]
+                trace[plan.id] = "fired"
+                fired_rules.append(fired)
+                continue
             reason, fired = self._consider(plan, person, room, selection)
-            selection.trace[plan.id] = reason or "fired"
+            trace[plan.id] = reason or "fired"
             if fired is not None:
                 room.take(fired)
-                selection.fired.append(fired)
+                fired_rules.append(fired)
                 if fired.variant is not None and plan.experiment is not None:
                     selection.exposures.append((plan.experiment.id, fired.variant, plan.id))
         return selection
@@ -142,6 +194,9 @@ class Arbiter:
     def _consider(self, plan: RulePlan, person: Person, room: _Room,
                   selection: Selection) -> tuple[str | None, Fired | None]:
         rule = plan.rule
+        if plan.slots and plan.slots <= room.slots.keys():
+            # The common loser: a rule for slots that better rules already filled.
+            return "nothing could be shown: every slot it fills is taken", None
         variant = None
         if plan.experiment is not None:
             variant = self._variant(plan.experiment, person, selection)
@@ -154,10 +209,11 @@ class Arbiter:
         blocked = schedule_block(rule.schedule, person.now_ms, person.weekday, person.minute)
         if blocked is not None:
             return f"schedule: {blocked}", None
-        caps = [(f"rule:{rule.id}", cap.per_ms, cap.max) for cap in rule.caps]
-        capped = room.capped(caps)
-        if capped is not None:
-            return capped, None
+        caps = list(plan.caps)
+        if caps:
+            capped = room.capped(caps)
+            if capped is not None:
+                return capped, None
         placements: list[Placement] = []
         reasons: list[str] = []
         slots: set[str] = set()
@@ -175,20 +231,25 @@ class Arbiter:
         shown = [p for p in placements if p.channel is not None]
         if plan.displays and not shown:
             return "nothing could be shown: " + "; ".join(reasons), None
-        caps += [c for p in shown for c in room.channel_constraints(p.channel)]  # type: ignore[arg-type]
-        capped = room.capped(caps)
-        if capped is not None:
-            return capped, None
+        for placement in shown:
+            caps += self.channel_caps[placement.channel]  # type: ignore[index]
+        if caps:
+            capped = room.capped(caps)
+            if capped is not None:
+                return capped, None
         if variant == CONTROL:
             selection.exposures.append((plan.experiment.id, CONTROL, rule.id))  # type: ignore[union-attr]
             return f"holdout: control group of experiment {plan.experiment.id!r}", None  # type: ignore[union-attr]
         return None, Fired(plan, placements, variant, caps)
 
     def _variant(self, experiment: ExperimentDef, person: Person, selection: Selection) -> str:
-        stored = selection.new_variants.get(experiment.id) or person.variants.get(experiment.id)
-        variant = variant_for(experiment, person.profile_id, stored)
-        if variant != person.variants.get(experiment.id):
-            selection.new_variants[experiment.id] = variant
+        variant = selection.variants.get(experiment.id)
+        if variant is None:
+            stored = person.variants.get(experiment.id)
+            variant = variant_for(experiment, person.profile_id, stored)
+            selection.variants[experiment.id] = variant
+            if variant != stored:
+                selection.new_variants[experiment.id] = variant
         return variant
 
     def _place(self, action: Action, person: Person, room: _Room, slots: set[str],
@@ -240,14 +301,24 @@ class _Room:
         self.groups: dict[str, str] = {}
         self.messages = 0
         self.added: dict[str, int] = {}  # cap key -> deliveries in this answer
+        consent = person.consent
+        self.simple_allowed = bool(consent.get("personalization") and consent.get("web")
+                                   and "web" in person.reachable)
 
     def used(self, key: str, per_ms: int) -> int:
         since = self.person.now_ms - per_ms
         stored = sum(1 for t in self.person.deliveries.get(key, ()) if t > since)
         return stored + self.added.get(key, 0)
 
-    def capped(self, constraints: list[tuple[str, int, int]]) -> str | None:
+    def capped(self, constraints: Sequence[tuple[str, int, int]]) -> str | None:
         """Why these deliveries would break a cap; a key listed twice counts twice."""
+        if not constraints:
+            return None
+        if len(constraints) == 1:
+            key, per_ms, most = constraints[0]
+            if self.used(key, per_ms) + 1 > most:
+                return f"cap {key}: {most} per {_duration(per_ms)} reached"
+            return None
         pending: dict[str, int] = {}
         for key, _, _ in constraints:
             pending[key] = pending.get(key, 0) + 1
@@ -255,13 +326,6 @@ class _Room:
             if self.used(key, per_ms) + pending[key] > most:
                 return f"cap {key}: {most} per {_duration(per_ms)} reached"
         return None
-
-    def channel_constraints(self, channel: str) -> list[tuple[str, int, int]]:
-        caps = self.arbiter.channel_caps
-        found = [(f"channel:{channel}", c.per_ms, c.max) for c in caps.get(channel, ())]
-        if channel != "web":
-            found += [(GLOBAL, c.per_ms, c.max) for c in caps.get(GLOBAL, ())]
-        return found
 
     def channel_check(self, channel: str, person: Person,
                       pending_messages: int) -> tuple[str | None, str | None]:
@@ -274,7 +338,7 @@ class _Room:
         quiet = self.arbiter.policy.quiet
         if channel in INTERRUPTING and quiet is not None and in_range(person.minute, quiet):
             return None, f"quiet hours for {channel}"
-        capped = self.capped(self.channel_constraints(channel))
+        capped = self.capped(self.arbiter.channel_caps[channel])
         if capped is not None:
             return None, capped
         return channel, None

@@ -376,6 +376,7 @@ class CompiledTemplate:
         "_context_class",
         "_environment",
         "_stats",
+        "_static",
     )
 
     def __init__(
@@ -409,6 +410,12 @@ class CompiledTemplate:
         self._globals = used_globals if used_globals or needs_locale else None
         self._context_class = environment.context_class
         self._stats = stats
+        # Text without any jinja syntax renders to itself: most content is fixed copy,
+        # and skipping jinja for it saves a context per render.
+        plain = kind != "value" and not any(mark in source for mark in ("{{", "{%", "{#"))
+        self._static: str | None = None
+        if plain:
+            self._static = "".join(self._root(self._context({}, None, None)))
 
     def __repr__(self) -> str:
         return f"<CompiledTemplate {self.kind} {self.source[:40]!r}>"
@@ -437,6 +444,8 @@ class CompiledTemplate:
         self, variables: dict, locale: str | None = None, timezone: str | None = None
     ) -> Any:
         """The text (html/text templates) or value (value templates); never raises."""
+        if self._static is not None:
+            return self._static
         if self.kind == "value":
             return self._render_value(variables, locale, timezone)
         try:

@@ -9,6 +9,7 @@ canonical id) does not move a person to another variant.
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 from .definitions import ExperimentDef
 
@@ -17,6 +18,11 @@ CONTROL = "control"
 
 def bucket(salt: str, profile_id: str) -> float:
     """A uniform number in [0, 1) for this person and experiment."""
+    return _bucket(salt, profile_id)
+
+
+@lru_cache(maxsize=65_536)  # a person's events come in runs: hash once per run
+def _bucket(salt: str, profile_id: str) -> float:
     digest = hashlib.sha256(f"{salt}\x00{profile_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 

@@ -7,14 +7,7 @@ from collections.abc import Iterable
 
 from .aggregates import AggregateSpec, bucket_ms_for
 from .arbitration import RulePlan
-from .definitions import (
-    Definitions,
-    MessageAction,
-    NotifyAction,
-    PolicyDef,
-    PushAction,
-    SlotAction,
-)
+from .definitions import Definitions, PolicyDef
 from .dispatch import DispatchTable
 from .generate import ModuleWriter
 from .problems import Problem, RulesInvalid, sorted_problems
@@ -24,7 +17,6 @@ from .validation import References, check_definitions
 from .yaml_source import SourceText, compose_documents
 
 Document = tuple[str, str]
-DISPLAY_ACTIONS = (SlotAction, MessageAction, PushAction, NotifyAction)
 
 
 def check_documents(documents: Iterable[Document]) -> list[Problem]:
@@ -91,11 +83,7 @@ def _build(documents: list[Document], definitions: Definitions, references: Refe
     rules = sorted(definitions.rules, key=lambda rule: rule.id)
     positions = {rule.id: index for index, rule in enumerate(rules)}
     experiments = {experiment.id: experiment for experiment in definitions.experiments}
-    plans = tuple(
-        RulePlan(rule, experiments.get(rule.experiment or ""),
-                 any(isinstance(a, DISPLAY_ACTIONS) for a in rule.actions))
-        for rule in rules
-    )
+    plans = tuple(RulePlan.of(rule, experiments.get(rule.experiment or "")) for rule in rules)
     policy = definitions.policies[0][0] if definitions.policies else PolicyDef()
     writer = ModuleWriter(aggregate_kinds, segments, specs, positions)
     # The tables are first filled with the names of generated functions, then,

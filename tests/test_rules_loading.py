@@ -567,7 +567,7 @@ def test_decide_fills_slots_messages_push_traits_and_tags() -> None:
     assert decision.segments == ["window_shopper"]
     assert decision.trace == {
         "welcome-banner": "fired",
-        "shoe-nudge": "nothing could be shown: slot 'hero' is taken",
+        "shoe-nudge": "nothing could be shown: every slot it fills is taken",
     }
     orjson.dumps([decision.slots, decision.messages, decision.push])
 

@@ -1,0 +1,255 @@
+"""POST /v1/explain: what one event would do for one person, and why; changes nothing.
+
+Secret key with scope profiles:read. The profile is read (the event script's
+read mode writes nothing), what the event itself would add (aggregates,
+traits, consent, cart, recently viewed, counters) is applied in memory, and the
+same pure decide + arbitration as the hot path runs. The answer lists every
+rule the event triggers with each condition's value and what arbitration
+removed, so "why didn't she see the banner?" needs nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+import orjson
+from redis.exceptions import RedisError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from edge import consent
+from edge.auth import AuthError, Caller
+from edge.catalog_content import CATALOG_NAMES, catalog_variables
+from edge.config import Limits
+from edge.context import build_context
+from edge.http.common import (auth_error_response, check_json_content_type, error_response,
+                              header_map, input_error_response, json_response, read_body,
+                              require_scope)
+from edge.http.profiles import _identifier
+from edge.normalize import Incoming, normalize
+from edge.pipeline import overlay_consent
+from edge.rulebook import ActiveRules, read_documents
+from edge.state import EdgeState
+from edge.store.profiles import StoreError, decode_snapshot
+from edge.wire import EVENT_TYPES, Event, InputError, field_from_validation_error
+from rules.definitions import SegmentDef
+from rules.explain import (aggregate_kinds, cap_usage, explain_rules, explain_segments,
+                           json_safe, not_triggered, segment_definitions, with_updates)
+from rules.loader import content_version
+from rules.render import needed_names, render
+
+SCOPE = "profiles:read"
+AGGREGATES_NOTE = ("aggregates include this event: count +1, sum +value, last = value; "
+                   "distinct counts assume the value is new in the window")
+NOT_STORED = ("nothing was written: no delivery, segment, trait, tag or experiment variant "
+              "was stored and the event is not in the stream")
+
+
+class ExplainRequest(msgspec.Struct):
+    profile: str | None = None  # a profile id or an identifier "kind:value"; a bare value is a user id
+    event: Event | None = None  # as sent to /v1/track, /v1/page, ...: type, event, properties, ...
+    user_agent: str | None = None  # the person's browser, which ingest reads from the request
+    country: str | None = None  # the country header ingest would see
+
+
+_decoder = msgspec.json.Decoder(ExplainRequest)
+
+
+async def explain(request: Request) -> Response:
+    """Explain what an event would decide for a profile: every rule, condition and removal."""
+    state: EdgeState = request.app.state.edge
+    headers = header_map(request)
+    try:
+        caller = state.keyring.authenticate(headers.get("authorization"))
+        require_scope(caller, SCOPE)
+    except AuthError as exc:
+        return auth_error_response(exc)
+    now = state.pipeline.clock.now_ms()
+    try:
+        check_json_content_type(headers)
+        body = await read_body(request, headers, state.settings.limits.max_body_bytes)
+        asked = _decode(body)
+        identifier, incoming = _hypothetical(asked, caller, state.settings.limits, now)
+    except InputError as exc:
+        return input_error_response(exc)
+    active = state.rulebook.active
+    try:
+        reply = await state.store.read(identifier, active.layout, now)
+        if reply is None:
+            return error_response(404, "not_found", "no profile for this identifier",
+                                  field="profile")
+        answer = await _explanation(state, active, decode_snapshot(reply, active.layout),
+                                    incoming, caller, asked, now)
+    except (RedisError, OSError, TimeoutError, StoreError) as exc:
+        return error_response(503, "unavailable",
+                              f"the profile store did not answer ({type(exc).__name__}); retry",
+                              headers={"Retry-After": "1"})
+    return json_response(answer)
+
+
+def _decode(body: bytes) -> ExplainRequest:
+    try:
+        return _decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        field, reason = field_from_validation_error(str(exc))
+        raise InputError(field, reason) from None
+    except msgspec.DecodeError as exc:
+        raise InputError("body", f"not valid JSON: {exc}") from None
+
+
+def _hypothetical(asked: ExplainRequest, caller: Caller, limits: Limits,
+                  now: int) -> tuple[str, Incoming]:
+    """The identifier asked for, and the event checked exactly as ingest would check it."""
+    if asked.profile is None or not asked.profile.strip():
+        raise InputError("profile", "required: a profile id or an identifier such as user:42")
+    event = asked.event
+    if event is None:
+        raise InputError("event", 'required: the event to try, e.g. {"type": "page"}')
+    if event.type is None:
+        raise InputError("event.type", "required: one of " + ", ".join(EVENT_TYPES))
+    identifier = _identifier(asked.profile.strip())
+    if event.userId is None and event.anonymousId is None:
+        # The event is the person's own; ingest wants an id, and the one asked for will do.
+        kind, _, value = identifier.partition(":")
+        if kind == "user":
+            event.userId = value
+        else:
+            event.anonymousId = value if kind == "anon" else "explain"
+    return identifier, normalize(event, caller, limits, now, path="event")
+
+
+async def _explanation(state: EdgeState, active: ActiveRules, profile: dict[str, Any],
+                       incoming: Incoming, caller: Caller, asked: ExplainRequest,
+                       now: int) -> dict[str, Any]:
+    ruleset = active.ruleset
+    event = incoming.event
+    before = {"segments": list(profile["segments"]), "tags": list(profile["tags"]),
+              "traits": dict(profile["traits"])}
+    profile["aggregates"] = with_updates(profile["aggregates"], ruleset.aggregate_updates(event),
+                                         incoming.ts_ms, now)
+    _apply_event(profile, incoming, state.settings)
+    context = build_context(event, caller, asked.user_agent, asked.country, profile["traits"])
+    decision, selection = state.pipeline.decide(ruleset, event, profile, context, now, caller.site)
+    rendered = await _render(state, selection, event, profile, context)
+
+    rules = explain_rules(ruleset, event, profile, context, now, selection.trace,
+                          decision.segments)
+    candidates = {ruleset.plans[position].id for position, _ in decision.candidates}
+    notes = [NOT_STORED]
+    disagree = [row["id"] for row in rules if row["matched"] != (row["id"] in candidates)]
+    if disagree:
+        notes.append("the compiled rules and the reference evaluator disagree on "
+                     f"{', '.join(disagree)}: the outcome follows the compiled rules; please report")
+    segment_defs = await _segment_defs(state, ruleset)
+    if segment_defs is None:
+        segments: list[dict[str, Any]] = [{"id": s, "member": True, "condition": None}
+                                          for s in decision.segments]
+        notes.append("rule files changed since they were loaded: segment conditions not shown")
+    else:
+        segments = explain_segments(segment_defs, event, profile, context, now,
+                                    aggregate_kinds(ruleset))
+    traits, tags = selection.traits_and_tags()
+    stored_variants = profile["experiments"]
+    return json_safe({
+        "profile": profile["id"],
+        "ruleset": ruleset.version,
+        "now": now,
+        "event": event,
+        "segments": segments,
+        "rules": rules,
+        "not_triggered": not_triggered(ruleset, event),
+        "decision": rendered.answer(decision.segments),
+        "outbound": rendered.outbound,
+        "effects": {
+            "segments_before": before["segments"],
+            "set_traits": {k: v for k, v in traits.items() if before["traits"].get(k) != v},
+            "add_tags": [tag for tag in tags if tag not in before["tags"]],
+        },
+        "consent": consent.resolve(profile["consent"], caller.site.consent_defaults),
+        "experiments": {**stored_variants, **selection.new_variants},
+        "new_variants": selection.new_variants,
+        "caps": cap_usage(ruleset, profile["deliveries"], now, [row["id"] for row in rules]),
+        "aggregates": profile["aggregates"],
+        "aggregates_note": AGGREGATES_NOTE,
+        "context": context,
+        "notes": notes,
+    })  # type: ignore[return-value]
+
+
+async def _render(state: EdgeState, selection: Any, event: dict[str, Any],
+                  profile: dict[str, Any], context: dict[str, Any]) -> Any:
+    """As Pipeline._render: the winners' content, with catalog data (read only) if it is used."""
+    variables = {
+        "event": event, "profile": profile, "traits": profile["traits"],
+        "cart": profile["cart"], "aggregates": profile["aggregates"], "context": context,
+        "segments": selection.segments,
+    }
+    needed = needed_names(selection) & CATALOG_NAMES
+    if needed and state.catalog is not None:
+        variables.update(await catalog_variables(state.catalog, profile, needed))
+    locale = profile["traits"].get("locale") or context.get("locale")
+    return render(selection, variables, locale if isinstance(locale, str) else None,
+                  context.get("timezone"))
+
+
+def _apply_event(profile: dict[str, Any], incoming: Incoming, settings: Any) -> None:
+    """What the event script would change before decide reads the profile (edge/store/event.lua),
+    in memory: counters, traits, consent given with the event, recent lists, cart."""
+    ts, last = incoming.ts_ms, profile["last_seen"]
+    if last is not None and ts - last > settings.profiles.session_gap_minutes * 60_000:
+        profile["visits"] += 1
+    profile["events"] += 1
+    profile["last_seen"] = max(ts, last or ts)
+    traits = profile["traits"]
+    traits.update(incoming.traits_set)
+    for key, value in incoming.traits_set_once.items():
+        traits.setdefault(key, value)
+    for key in incoming.traits_unset:
+        traits.pop(key, None)
+    if incoming.consent:
+        overlay_consent(profile, incoming.consent, ts)
+    for key, item, cap in (("recent_products", incoming.product, settings.profiles.recent_products),
+                           ("recent_categories", incoming.category,
+                            settings.profiles.recent_categories)):
+        if item:
+            profile[key] = [item, *(x for x in profile[key] if x != item)][:cap]
+    if incoming.cart is not None:
+        profile["cart"] = _cart_after(profile["cart"], incoming.cart, ts)
+
+
+def _cart_after(cart: dict[str, Any], change: Any, ts: int) -> dict[str, Any]:
+    items = {item["product_id"]: dict(item) for item in cart.get("items", [])}
+    if change.op == "clear":
+        items = {}
+    elif change.op == "add":
+        quantity = items.get(change.product_id, {}).get("quantity", 0) + change.quantity
+        items[change.product_id] = {**orjson.loads(change.item_json), "quantity": quantity}
+    elif change.op == "remove" and change.product_id in items:
+        left = items[change.product_id]["quantity"] - change.quantity
+        if left > 0:
+            items[change.product_id]["quantity"] = left
+        else:
+            del items[change.product_id]
+    value = sum(item["price"] * item["quantity"] for item in items.values()
+                if isinstance(item.get("price"), (int, float)) and not isinstance(item["price"], bool))
+    return {"items": sorted(items.values(), key=lambda item: item["product_id"]),
+            "value": round(value, 2), "updated_at": ts}
+
+
+_segments_by_version: dict[str, list[SegmentDef]] = {}
+
+
+async def _segment_defs(state: EdgeState, ruleset: Any) -> list[SegmentDef] | None:
+    """The running ruleset's segment definitions, read again from its files (a Ruleset does
+    not keep them); None when the files on disk are no longer the ones it was built from."""
+    found = _segments_by_version.get(ruleset.version)
+    if found is None:
+        documents = await asyncio.to_thread(read_documents, state.rulebook.rules_dir)
+        if content_version(documents) != ruleset.version:
+            return None  # not remembered: the files may be put back, or the rules reloaded
+        found = segment_definitions(documents)
+        _segments_by_version.clear()  # one ruleset runs at a time
+        _segments_by_version[ruleset.version] = found
+    return found
