@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -37,6 +38,7 @@ from .yaml_source import SourceText, compose_documents
 
 _LOWEST_INT, _HIGHEST_INT = -(2**63), 2**63 - 1
 _OPENERS, _CLOSERS = frozenset("(["), frozenset(")]")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # what the lexer reads as a name
 
 # Arbitration's reasons (rules.arbitration) start with these words; the category
 # lets a client group "why not" without parsing sentences.
@@ -134,16 +136,19 @@ def unparse(node: Node) -> str:
     """Readable text for a tree, with parentheses around every compound operand."""
     def operand(child: Node) -> str:
         text = unparse(child)
-        return f"({text})" if isinstance(child, (Binary, Logical, Unary)) else text
+        return f"({text})" if isinstance(child, (Binary, Logical, Unary)) or text[0] == "-" \
+            else text
 
     if isinstance(node, Literal):
-        return json.dumps(node.value) if isinstance(node.value, (str, bool)) or node.value is None \
+        if isinstance(node.value, str):
+            return _quoted(node.value)
+        return json.dumps(node.value) if node.value is None or isinstance(node.value, bool) \
             else repr(node.value)
     if isinstance(node, Name):
         return node.name
     if isinstance(node, Member):
         key = node.key
-        if isinstance(key, Literal) and isinstance(key.value, str) and key.value.isidentifier():
+        if isinstance(key, Literal) and isinstance(key.value, str) and _NAME.fullmatch(key.value):
             return f"{operand(node.target)}.{key.value}"
         return f"{operand(node.target)}[{unparse(key)}]"
     if isinstance(node, Call):
@@ -155,6 +160,12 @@ def unparse(node: Node) -> str:
     if isinstance(node, Logical):
         return f" {node.op} ".join(operand(item) for item in node.items)
     return f"{operand(node.left)} {node.op} {operand(node.right)}"
+
+
+def _quoted(text: str) -> str:
+    """A string literal in the language's own escapes (it has no surrogate pairs)."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + "".join(f"\\u{ord(c):04x}" if ord(c) < 0x20 else c for c in escaped) + '"'
 
 
 def json_safe(value: object) -> object:
@@ -275,13 +286,12 @@ def cap_usage(ruleset: Any, deliveries: Mapping[str, Sequence[int]], now: int,
               rule_ids: Iterable[str]) -> list[dict[str, Any]]:
     """Each cap of the given rules and of the policy: deliveries counted in its window."""
     wanted = set(rule_ids)
-    caps = [(f"rule:{plan.id}", cap) for plan in ruleset.plans if plan.id in wanted
-            for cap in plan.rule.caps]
-    caps += [("global" if name == "global" else f"channel:{name}", cap)
-             for name, channel_caps in ruleset.policy.caps for cap in channel_caps]
-    return [{"key": key, "max": cap.max, "per_ms": cap.per_ms,
-             "used": sum(1 for t in deliveries.get(key, ()) if t > now - cap.per_ms)}
-            for key, cap in caps]
+    caps = [cap for plan in ruleset.plans if plan.id in wanted for cap in plan.caps]
+    for channel_caps in ruleset.arbiter.channel_caps.values():
+        caps += [cap for cap in channel_caps if cap not in caps]  # "global" is on every channel
+    return [{"key": key, "max": most, "per_ms": per_ms,
+             "used": sum(1 for t in deliveries.get(key, ()) if t > now - per_ms)}
+            for key, per_ms, most in caps]
 
 
 def segment_definitions(documents: Iterable[tuple[str, str]]) -> list[SegmentDef]:

@@ -21,9 +21,9 @@ from starlette.responses import Response
 
 from edge import consent
 from edge.auth import AuthError, Caller
-from edge.catalog_content import CATALOG_NAMES, catalog_variables
 from edge.config import Limits
 from edge.context import build_context
+from edge.delivery import local_clock, reachable_channels
 from edge.http.common import (auth_error_response, check_json_content_type, error_response,
                               header_map, input_error_response, json_response, read_body,
                               require_scope)
@@ -38,7 +38,6 @@ from rules.definitions import SegmentDef
 from rules.explain import (aggregate_kinds, cap_usage, explain_rules, explain_segments,
                            json_safe, not_triggered, segment_definitions, with_updates)
 from rules.loader import content_version
-from rules.render import needed_names, render
 
 SCOPE = "profiles:read"
 AGGREGATES_NOTE = ("aggregates include this event: count +1, sum +value, last = value; "
@@ -132,7 +131,8 @@ async def _explanation(state: EdgeState, active: ActiveRules, profile: dict[str,
     _apply_event(profile, incoming, state.settings)
     context = build_context(event, caller, asked.user_agent, asked.country, profile["traits"])
     decision, selection = state.pipeline.decide(ruleset, event, profile, context, now, caller.site)
-    rendered = await _render(state, selection, event, profile, context)
+    # The hot path's own rendering (catalog data only read), so explain cannot drift from it.
+    rendered = await state.pipeline._render(selection, event, profile, context)
 
     rules = explain_rules(ruleset, event, profile, context, now, selection.trace,
                           decision.segments)
@@ -151,7 +151,6 @@ async def _explanation(state: EdgeState, active: ActiveRules, profile: dict[str,
         segments = explain_segments(segment_defs, event, profile, context, now,
                                     aggregate_kinds(ruleset))
     traits, tags = selection.traits_and_tags()
-    stored_variants = profile["experiments"]
     return json_safe({
         "profile": profile["id"],
         "ruleset": ruleset.version,
@@ -167,8 +166,9 @@ async def _explanation(state: EdgeState, active: ActiveRules, profile: dict[str,
             "set_traits": {k: v for k, v in traits.items() if before["traits"].get(k) != v},
             "add_tags": [tag for tag in tags if tag not in before["tags"]],
         },
+        "person": _person(profile, context, now),
         "consent": consent.resolve(profile["consent"], caller.site.consent_defaults),
-        "experiments": {**stored_variants, **selection.new_variants},
+        "experiments": {**profile["experiments"], **selection.variants},
         "new_variants": selection.new_variants,
         "caps": cap_usage(ruleset, profile["deliveries"], now, [row["id"] for row in rules]),
         "aggregates": profile["aggregates"],
@@ -178,20 +178,13 @@ async def _explanation(state: EdgeState, active: ActiveRules, profile: dict[str,
     })  # type: ignore[return-value]
 
 
-async def _render(state: EdgeState, selection: Any, event: dict[str, Any],
-                  profile: dict[str, Any], context: dict[str, Any]) -> Any:
-    """As Pipeline._render: the winners' content, with catalog data (read only) if it is used."""
-    variables = {
-        "event": event, "profile": profile, "traits": profile["traits"],
-        "cart": profile["cart"], "aggregates": profile["aggregates"], "context": context,
-        "segments": selection.segments,
-    }
-    needed = needed_names(selection) & CATALOG_NAMES
-    if needed and state.catalog is not None:
-        variables.update(await catalog_variables(state.catalog, profile, needed))
-    locale = profile["traits"].get("locale") or context.get("locale")
-    return render(selection, variables, locale if isinstance(locale, str) else None,
-                  context.get("timezone"))
+def _person(profile: dict[str, Any], context: dict[str, Any], now: int) -> dict[str, Any]:
+    """The clock and channels arbitration read: schedules and quiet hours use local time."""
+    weekday, minute = local_clock(now, context.get("timezone"))
+    return {"timezone": context.get("timezone"), "weekday": weekday,
+            "local_time": f"{minute // 60:02d}:{minute % 60:02d}",
+            "reachable": sorted(reachable_channels(profile["traits"])),
+            "last_channel": profile["last_channel"]}
 
 
 def _apply_event(profile: dict[str, Any], incoming: Incoming, settings: Any) -> None:
