@@ -32,6 +32,9 @@ async def catalog_variables(catalog: Any, profile: dict[str, Any],
 
 
 def product_view(product: Any) -> dict[str, Any]:
-    """A product as templates see it: plain values, the price to show as `price`."""
-    data = product.to_dict() if hasattr(product, "to_dict") else dict(product)
+    """A product as templates see it: plain values, the price to pay now as `price`
+    (the sale price when there is one) and the list price as `list_price`."""
+    data = product.to_dict()
+    data["list_price"] = data["price"]
+    data["price"] = data["effective_price"]
     return data

@@ -74,6 +74,7 @@ def build_context(event: dict[str, Any], caller: Caller, user_agent: str | None,
         location["country"] = country_header
 
     timezone = sent.get("timezone") or profile_traits.get("timezone") or caller.site.timezone
+    locale = sent.get("locale")
     if "app" in sent or device.get("type") in ("ios", "android"):
         channel = "app"
     elif caller.is_public:
@@ -85,6 +86,7 @@ def build_context(event: dict[str, Any], caller: Caller, user_agent: str | None,
         "device": device,
         "location": location,
         "timezone": timezone if isinstance(timezone, str) else None,
+        "locale": locale if isinstance(locale, str) else None,
         "channel": channel,
         "site": caller.site_id,
         "utm": _dict(sent.get("campaign")),

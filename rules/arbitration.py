@@ -12,6 +12,7 @@ experiment variants and reachable channels, and stores what comes back.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -120,6 +121,11 @@ class Selection:
     # rule id -> "fired" or the reason it gave way; only candidates appear
     trace: dict[str, str] = field(default_factory=dict)
 
+    def expose(self, experiment: str, variant: str, rule_id: str) -> None:
+        """Record one exposure (or control non-exposure) per experiment per answer."""
+        if all(recorded[0] != experiment for recorded in self.exposures):
+            self.exposures.append((experiment, variant, rule_id))
+
     def traits_and_tags(self) -> tuple[dict[str, object], list[str]]:
         """Traits set and tags added by the fired rules; the first rule to set a trait wins."""
         traits: dict[str, object] = {}
@@ -188,7 +194,7 @@ class Arbiter:
                 room.take(fired)
                 fired_rules.append(fired)
                 if fired.variant is not None and plan.experiment is not None:
-                    selection.exposures.append((plan.experiment.id, fired.variant, plan.id))
+                    selection.expose(plan.experiment.id, fired.variant, plan.id)
         return selection
 
     def _consider(self, plan: RulePlan, person: Person, room: _Room,
@@ -238,7 +244,7 @@ class Arbiter:
             if capped is not None:
                 return capped, None
         if variant == CONTROL:
-            selection.exposures.append((plan.experiment.id, CONTROL, rule.id))  # type: ignore[union-attr]
+            selection.expose(plan.experiment.id, CONTROL, rule.id)  # type: ignore[union-attr]
             return f"holdout: control group of experiment {plan.experiment.id!r}", None  # type: ignore[union-attr]
         return None, Fired(plan, placements, variant, caps)
 
@@ -311,7 +317,12 @@ class _Room:
         return stored + self.added.get(key, 0)
 
     def capped(self, constraints: Sequence[tuple[str, int, int]]) -> str | None:
-        """Why these deliveries would break a cap; a key listed twice counts twice."""
+        """Why these deliveries would break a cap.
+
+        Each delivery lists every cap it counts towards, so a cap listed twice
+        means two deliveries (two messages of one rule); two different caps on
+        one key (1 a day and 1 an hour) are both checked against one delivery.
+        """
         if not constraints:
             return None
         if len(constraints) == 1:
@@ -319,11 +330,8 @@ class _Room:
             if self.used(key, per_ms) + 1 > most:
                 return f"cap {key}: {most} per {_duration(per_ms)} reached"
             return None
-        pending: dict[str, int] = {}
-        for key, _, _ in constraints:
-            pending[key] = pending.get(key, 0) + 1
-        for key, per_ms, most in constraints:
-            if self.used(key, per_ms) + pending[key] > most:
+        for (key, per_ms, most), pending in Counter(constraints).items():
+            if self.used(key, per_ms) + pending > most:
                 return f"cap {key}: {most} per {_duration(per_ms)} reached"
         return None
 
@@ -352,8 +360,16 @@ class _Room:
                 self.slots[placement.action.slot] = rule.id
             elif placement.channel == "in_app":
                 self.messages += 1
-        for key, _, _ in fired.caps:
-            self.added[key] = self.added.get(key, 0) + 1
+        for key, count in deliveries_per_key(fired.caps).items():
+            self.added[key] = self.added.get(key, 0) + count
+
+
+def deliveries_per_key(caps: Sequence[tuple[str, int, int]]) -> dict[str, int]:
+    """How many delivery times a fired rule adds under each cap key (see _Room.capped)."""
+    found: dict[str, int] = {}
+    for (key, _, _), count in Counter(caps).items():
+        found[key] = max(found.get(key, 0), count)
+    return found
 
 
 def _duration(ms: int) -> str:

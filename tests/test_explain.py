@@ -233,11 +233,16 @@ def test_explain_predicts_what_ingest_then_answers(live: LiveEdge):
         {"type": "page"},
         {"type": "track", "event": "Order Completed", "properties": {"revenue": 120}},
     ]
+    shown = []
     for event in events:
         predicted = explain(live, "user:eve", event).json()["decision"]
         answer = live.post("/v1/" + event["type"], {**event, "userId": "eve"}).json()
         assert predicted == {k: answer[k] for k in ("slots", "messages", "push", "segments")}
+        shown.append(sorted(predicted["slots"]))
         live.clock.advance(60_000)
+    # banner: gold and a viewer after two views; capped: once a day
+    assert shown == [[], ["cart"], [], ["viewed"], ["viewed"],
+                     ["banner", "capped", "hero"], ["banner", "hero"], ["thanks"]]
     assert answer["slots"]["thanks"]["html"] == "thanks"
 
 
@@ -397,6 +402,8 @@ def test_explained_matches_are_the_compiled_candidates(document: tuple, inputs: 
         rows = explain_rules(ruleset, event, profile, context, now, {}, decision.segments)
         candidates = {ruleset.plans[position].id for position, _ in decision.candidates}
         assert {row["id"] for row in rows if row["matched"]} == candidates
+        scores = {ruleset.plans[position].id: score for position, score in decision.candidates}
+        assert all(row["score"] == scores[row["id"]] for row in rows if row["matched"])
         members = explain_segments(definitions, event, profile, context, now,
                                    aggregate_kinds(ruleset))
         assert [s["id"] for s in members if s["member"]] == decision.segments

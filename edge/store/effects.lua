@@ -10,8 +10,8 @@
 --   h: 24 counts of engagement by local hour;  l: [channel, time ms] last opened or clicked
 -- KEYS: 1 profile hash, 2 traits, 3 stream
 -- ARGV[1] msgpack array: 1 now, 2 segments json or "", 3 tags json or "",
---   4 traits (flat name, json), 5 max traits, 6 deliveries (each a list of
---   {key, window ms, max}), 7 horizon ms, 8 variants (flat id, variant),
+--   4 traits (flat name, json), 5 max traits, 6 deliveries (see below),
+--   7 horizon ms, 8 variants (flat id, variant),
 --   9 consent (flat name, granted 0|1, time, source), 10 engagement
 --   {hour, channel, engaged 0|1, time} or {}, 11 stream entries (flat delivery
 --   index or 0, payload), 12 stream max length
@@ -41,20 +41,21 @@ if #deliveries > 0 or #variants > 0 or #consent > 0 or #engagement > 0 then
   dl.x = dl.x or {}
   dl.k = dl.k or {}
 
-  -- a delivery is all or nothing: every cap it counts towards must have room
-  for i, constraints in ipairs(deliveries) do
-    local pending, ok = {}, true
-    for _, c in ipairs(constraints) do pending[c[1]] = (pending[c[1]] or 0) + 1 end
-    for _, c in ipairs(constraints) do
+  -- a delivery is all or nothing: every cap it counts towards must have room.
+  -- Each is {checks, records}: checks {key, window ms, max, deliveries}, records
+  -- {key, times to add} (two caps on one key check one delivery twice, add it once)
+  for i, delivery in ipairs(deliveries) do
+    local ok = true
+    for _, c in ipairs(delivery[1]) do
       local used = 0
       for _, t in ipairs(dl.c[c[1]] or {}) do if t > now - c[2] then used = used + 1 end end
-      if used + pending[c[1]] > c[3] then ok = false end
+      if used + c[4] > c[3] then ok = false end
     end
     if ok then
-      for _, c in ipairs(constraints) do
-        local list = dl.c[c[1]] or {}
-        list[#list + 1] = now
-        dl.c[c[1]] = list
+      for _, r in ipairs(delivery[2]) do
+        local list = dl.c[r[1]] or {}
+        for _ = 1, r[2] do list[#list + 1] = now end
+        dl.c[r[1]] = list
       end
     end
     accepted[i] = ok and 1 or 0

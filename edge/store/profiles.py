@@ -9,7 +9,7 @@ a wrong answer.
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -24,6 +24,7 @@ from edge.normalize import Incoming
 from edge.store import keys as K
 from edge.store.batcher import ScriptBatcher
 from edge.store.scripts import DROP_POINTER, EFFECTS, EVENT, LINK, MERGE
+from rules.arbitration import deliveries_per_key
 
 MAX_HOPS = 16
 
@@ -290,7 +291,7 @@ class ProfileStore:
             o.now_ms, orjson.dumps(o.segments).decode() if o.segments is not None else "",
             orjson.dumps(o.tags).decode() if o.tags is not None else "",
             _flat(o.traits), self.settings.profiles.max_traits,
-            [[list(c) for c in delivery] for delivery in o.deliveries], o.horizon_ms,
+            [_delivery_arg(caps) for caps in o.deliveries], o.horizon_ms,
             [x for pair in o.variants.items() for x in pair],
             [x for change in o.consent for x in change], list(o.engagement),
             [x for entry in o.stream_entries for x in entry], self.settings.stream.max_length,
@@ -351,6 +352,14 @@ def choose_survivor(a: str, uid_a: str | None, b: str, uid_b: str | None) -> tup
 
 
 _msgpack = msgspec.msgpack.Encoder().encode
+
+
+def _delivery_arg(caps: list[tuple[str, int, int]]) -> list[Any]:
+    """One delivery for effects.lua: the caps to check (with how many deliveries each
+    counts) and the delivery times to record per key."""
+    checks = [[key, per, most, count] for (key, per, most), count in Counter(caps).items()]
+    records = [[key, count] for key, count in deliveries_per_key(caps).items()]
+    return [checks, records]
 
 
 def _flat(values: dict[str, Any]) -> list[Any]:
