@@ -28,6 +28,8 @@ from rules.arbitration import Fired, Selection
 from rules.render import Rendered, needed_names, render
 
 EMPTY_ANSWER: dict[str, Any] = {"slots": {}, "messages": [], "push": [], "segments": []}
+# Channels whose content travels in the answer itself.
+ANSWER_CHANNELS = frozenset({"web", "in_app", "push"})
 
 
 @dataclass(slots=True)
@@ -62,7 +64,11 @@ class Pipeline:
         self.metrics = metrics
         self.clock = clock or SystemClock()
 
-    async def handle(self, incoming: Incoming, caller: Caller, request: RequestInfo) -> Outcome:
+    async def handle(self, incoming: Incoming, caller: Caller, request: RequestInfo,
+                     answered: bool = True) -> Outcome:
+        """`answered`: whether the caller receives this event's decisions. Events of a
+        batch are answered with none, so nothing shown on the page (slots, in-app
+        messages, push) is chosen, counted against caps or exposed for them."""
         active = self.rulebook.active
         layout = active.layout
         now = self.clock.now_ms()
@@ -93,8 +99,9 @@ class Pipeline:
         context = build_context(incoming.event, caller, request.user_agent, request.country,
                                 profile["traits"])
         started = time.perf_counter()
+        duplicate = status == "dup"
         decision, selection = self.decide(active.ruleset, incoming.event, profile, context, now,
-                                          caller.site)
+                                          caller.site, answered and not duplicate)
         self.metrics.rule_seconds.observe(time.perf_counter() - started)
 
         rendered = await self._render(selection, incoming.event, profile, context)
@@ -110,12 +117,19 @@ class Pipeline:
         return Outcome(rendered.answer(decision.segments), status == "dup", profile["id"])
 
     def decide(self, ruleset: Any, event: dict[str, Any], profile: dict[str, Any],
-               context: dict[str, Any], now: int, site: Any) -> tuple[Any, Selection]:
-        """Conditions, then arbitration: pure, so /v1/explain can run it without writing."""
+               context: dict[str, Any], now: int, site: Any,
+               answered: bool = True) -> tuple[Any, Selection]:
+        """Conditions, then arbitration: pure, so /v1/explain can run it without writing.
+
+        An event whose answer nobody sees (batched, or a retry of one already
+        answered) reaches the person only by the channels that deliver later.
+        """
         decision = ruleset.decide(event, profile, context, now)
         if not decision.candidates:
             return decision, Selection(decision.segments)
         person = person_for(profile, context.get("timezone"), now, site.consent_defaults)
+        if not answered:
+            person.reachable = person.reachable - ANSWER_CHANNELS
         return decision, ruleset.arbiter.select(decision.segments, decision.candidates, person)
 
     async def _render(self, selection: Selection, event: dict[str, Any], profile: dict[str, Any],
@@ -137,7 +151,8 @@ class Pipeline:
     def _outcome(self, profile: dict[str, Any], decision: Any, selection: Selection,
                  rendered: Rendered, incoming: Incoming, context: dict[str, Any], now: int,
                  duplicate: bool) -> OutcomeWrite:
-        write = OutcomeWrite(now)
+        # Delivery times younger than the longest cap window stay, whatever this writes.
+        write = OutcomeWrite(now, horizon_ms=self.rulebook.active.cap_horizon_ms)
         if decision.segments != profile["segments"]:
             write.segments = decision.segments
         traits, tags = selection.traits_and_tags()
@@ -164,9 +179,6 @@ class Pipeline:
         for fired in write_fired(selection):
             write.deliveries.append(fired.caps)
             index_of[fired.plan.id] = len(write.deliveries)
-        if write.deliveries:
-            write.horizon_ms = max(per for caps in write.deliveries for _, per, _ in caps)
-            write.horizon_ms = max(write.horizon_ms, self.rulebook.active.cap_horizon_ms)
         for experiment, variant, rule_id in selection.exposures:
             payload = stream_event("Experiment Viewed", now, profile_id, {
                 "experiment": experiment, "variant": variant, "rule": rule_id,

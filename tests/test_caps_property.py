@@ -26,7 +26,7 @@ policy:
   caps:
     in_app: [{ max: 3, per: 1d }]
     push: [{ max: 2, per: 6h }]
-    global: [{ max: 4, per: 1d }]
+    global: [{ max: 4, per: 1d }, { max: 2, per: 1h }]
 rules:
   - id: weekly
     on: page
@@ -36,7 +36,7 @@ rules:
   - id: daily
     on: [page, Ping]
     priority: 5
-    cap: { max: 2, per: 1d }
+    cap: [{ max: 2, per: 1d }, { max: 1, per: 2h }]
     actions: [{ message: { type: toast, title: daily } }]
   - id: free
     on: page
@@ -65,22 +65,30 @@ rules:
 # cap key -> (max, window) pairs, as CAP_RULES says
 CAPS: dict[str, list[tuple[int, int]]] = {
     "rule:weekly": [(1, 7 * DAY)],
-    "rule:daily": [(2, DAY)],
+    "rule:daily": [(2, DAY), (1, 2 * HOUR)],
     "rule:ping": [(1, 2 * HOUR)],
     "channel:in_app": [(3, DAY)],
     "channel:push": [(2, 6 * HOUR)],
-    "global": [(4, DAY)],
+    "global": [(4, DAY), (2, HOUR)],
 }
-# One cap per key here: several caps on one key (a rule's `cap: [..., ...]`, two global
-# caps) count each delivery once per cap, a bug shown by test_bug_* in test_decisions_http.
 HORIZON = 7 * DAY  # the longest window: older delivery times are dropped from Redis
 
 ADVANCES = st.sampled_from([0, 1, MINUTE, 30 * MINUTE, HOUR - 1, HOUR, 2 * HOUR, 6 * HOUR,
                             23 * HOUR, DAY, 3 * DAY, 7 * DAY]) | st.integers(0, 8 * DAY)
-STEPS = st.lists(st.one_of(st.tuples(st.just("page"), st.just(0)),
-                           st.tuples(st.just("ping"), st.just(0)),
-                           st.tuples(st.just("advance"), ADVANCES)), max_size=30)
+EVENTS = (st.tuples(st.just("page"), st.just(0)), st.tuples(st.just("ping"), st.just(0)),
+          st.tuples(st.just("advance"), ADVANCES))
+STEPS = st.lists(st.one_of(*EVENTS), max_size=30)
+# ... and events that write delivery state without delivering: engagement and consent
+OTHER_WRITES = (st.tuples(st.just("click"), st.just(0)), st.tuples(st.just("consent"), st.just(0)))
+STEPS_WITH_OTHER_WRITES = st.lists(st.one_of(*EVENTS, *OTHER_WRITES), max_size=30)
+REQUESTS = {
+    "page": ("/v1/page", {}),
+    "ping": ("/v1/track", {"event": "Ping"}),
+    "click": ("/v1/track", {"event": "Message Clicked"}),
+    "consent": ("/v1/track", {"event": "Consent Updated", "properties": {"email": True}}),
+}
 PEOPLE = itertools.count()
+OTHER_KINDS = ("click", "consent")
 
 
 @pytest.fixture
@@ -105,11 +113,25 @@ def windows_over_cap(times: list[int], most: int, per: int) -> list[int]:
     return [end for end in times if sum(1 for t in times if end - per < t <= end) > most]
 
 
-@settings(max_examples=25, deadline=None, derandomize=True, database=None,
-          suppress_health_check=list(HealthCheck))
+PROPERTY = settings(max_examples=25, deadline=None, derandomize=True, database=None,
+                    suppress_health_check=list(HealthCheck))
+
+
+@PROPERTY
 @given(steps=STEPS)
 def test_no_cap_window_ever_holds_more_than_its_cap(capped_edge, steps):
-    edge = capped_edge
+    check_caps(capped_edge, steps)
+
+
+@PROPERTY
+@given(steps=STEPS_WITH_OTHER_WRITES)
+def test_caps_hold_when_engagement_and_consent_events_mix_in(capped_edge, steps):
+    """Fails while a write without deliveries erases the cap history (see
+    test_decisions_http.test_bug_a_write_without_deliveries_keeps_the_cap_history)."""
+    check_caps(capped_edge, steps)
+
+
+def check_caps(edge: LiveEdge, steps: list[tuple[str, int]]) -> None:
     who = f"person-{next(PEOPLE)}"
     response = edge.post("/v1/identify", {"anonymousId": who, "traits": {
         "push_token": "token", "consent": {"push": True}}})
@@ -120,15 +142,14 @@ def test_no_cap_window_ever_holds_more_than_its_cap(capped_edge, steps):
         if kind == "advance":
             edge.clock.advance(amount)
             continue
-        body = {"anonymousId": who}
-        path = "/v1/page"
-        if kind == "ping":
-            body, path = {**body, "event": "Ping"}, "/v1/track"
-        response = edge.post(path, body)
+        path, body = REQUESTS[kind]
+        response = edge.post(path, {"anonymousId": who, **body})
         assert response.status_code == 200, response.text
         answer = response.json()
         assert len(answer["messages"]) <= 2  # policy.max_messages
         now = edge.clock.now_ms()
+        if kind in OTHER_KINDS:
+            last_write = now
         for key in deliveries_in(answer):
             recorded[key].append(now)
             last_write = now

@@ -187,7 +187,7 @@ async def _batch(request: Request, headers: dict[str, str], state: EdgeState) ->
     async def run(items: list[Incoming]) -> int:
         duplicates = 0
         for item in items:
-            outcome = await state.pipeline.handle(item, caller, info)
+            outcome = await state.pipeline.handle(item, caller, info, answered=False)
             duplicates += outcome.duplicate
         return duplicates
 
