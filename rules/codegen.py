@@ -64,8 +64,6 @@ RUNTIME_NAMES: dict[str, object] = {
     "_round": runtime.fn_round,
     "_days_since": runtime.fn_days_since,
     "_hours_since": runtime.fn_hours_since,
-    "_html": runtime.to_html,
-    "_text": runtime.to_text,
     "_finite": runtime.is_finite_number,
     "_compress": compress,
     "_NAN": math.nan,  # stands in for "not a number": every ordering with it is false

@@ -61,7 +61,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import pass_context, pass_eval_context
 
 from .localtime import zone_named
-from .runtime import json_text
+from .runtime import to_text
 
 __all__ = ["CompiledTemplate", "ContentCompiler", "TemplateProblem", "RESERVED_VARIABLES"]
 
@@ -113,23 +113,15 @@ class _Undefined(ChainableUndefined):
     __slots__ = ()
 
 
+_PLAIN_KINDS = frozenset({str, bool, int, float, list, dict, tuple})
+
+
 @pass_eval_context  # keeps jinja from folding constants, which it escapes before finalizing
 def _finalize(eval_context: Any, value: Any) -> Any:
     """How a `{{ }}` value reads as text (before escaping in html templates)."""
     kind = value.__class__
-    if kind is str:
-        return value
-    if value is None:
-        return ""
-    if kind is bool:
-        return "true" if value else "false"
-    if kind is int or kind is float:
-        try:
-            return repr(value)
-        except ValueError:  # an int with more digits than Python will print
-            return ""
-    if kind is list or kind is dict or kind is tuple:
-        return json_text(value)
+    if value is None or kind in _PLAIN_KINDS:
+        return to_text(value)  # the same reading as the rules language's
     if isinstance(value, (str, Undefined)):
         return value  # Markup and missing values: jinja's own handling
     return ""  # functions, classes, loop objects, ...: nothing of Python shows

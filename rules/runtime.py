@@ -269,25 +269,6 @@ def json_text(value: object) -> str:
             return ""
 
 
-def escape_html(text: str) -> str:
-    if "&" in text:
-        text = text.replace("&", "&amp;")
-    return (
-        text.replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;").replace("'", "&#x27;")
-    )
-
-
-def to_html(value: object) -> str:
-    kind = value.__class__
-    if kind is str:
-        return escape_html(value)  # type: ignore[arg-type]
-    if value is None:
-        return ""
-    if kind is int or kind is float or kind is bool:
-        return to_text(value)  # digits, signs, dots and letters: nothing to escape
-    return escape_html(to_text(value))
-
-
 def is_finite_number(value: object) -> bool:
     if not is_number(value):
         return False
