@@ -106,8 +106,9 @@ class Fired:
     plan: RulePlan
     placements: list[Placement]
     variant: str | None
-    # caps to check and record atomically when this rule is delivered: (key, window ms, max)
-    caps: list[tuple[str, int, int]]
+    # caps to check and record atomically when this rule is delivered: (key, window ms, max);
+    # may be shared between answers, so never changed
+    caps: Sequence[tuple[str, int, int]]
 
 
 @dataclass(slots=True)
@@ -155,13 +156,18 @@ class Arbiter:
             if channel != "web":
                 found += [(GLOBAL, c.per_ms, c.max) for c in caps.get(GLOBAL, ())]
             self.channel_caps[channel] = tuple(found)
+        self._channel_counts = {channel: _counted(found)
+                                for channel, found in self.channel_caps.items()}
+        self._prepared = [_Prepared(plan, self.channel_caps) for plan in plans]
         self.scored = any(plan.rule.score is not None for plan in plans)
+        self._priority = [-plan.rule.priority for plan in plans]
 
     def order(self, candidates: list[tuple[int, float]]) -> list[tuple[int, float]]:
         if not self.scored:
             return candidates  # decide() already lists them by priority, then id
-        plans = self.plans
-        return sorted(candidates, key=lambda c: (-plans[c[0]].rule.priority, -c[1], plans[c[0]].id))
+        # decide() lists them by priority, then id, and sorting is stable: ties keep id order.
+        priority = self._priority
+        return sorted(candidates, key=lambda c: (priority[c[0]], -c[1]))
 
     def select(self, segments: list[str], candidates: list[tuple[int, float]],
                person: Person) -> Selection:
@@ -170,6 +176,7 @@ class Arbiter:
             return selection
         room = _Room(self, person)
         plans, trace, fired_rules = self.plans, selection.trace, selection.fired
+        prepared = self._prepared
         simple_ok = room.simple_allowed and not self.channel_caps["web"]
         taken = room.slots
         for position, _score in self.order(candidates):
@@ -188,17 +195,18 @@ class Arbiter:
                 trace[plan.id] = "fired"
                 fired_rules.append(fired)
                 continue
-            reason, fired = self._consider(plan, person, room, selection)
+            reason, fired = self._consider(prepared[position], person, room, selection)
             trace[plan.id] = reason or "fired"
             if fired is not None:
-                room.take(fired)
+                room.take(fired, prepared[position])
                 fired_rules.append(fired)
                 if fired.variant is not None and plan.experiment is not None:
                     selection.expose(plan.experiment.id, fired.variant, plan.id)
         return selection
 
-    def _consider(self, plan: RulePlan, person: Person, room: _Room,
+    def _consider(self, prepared: _Prepared, person: Person, room: _Room,
                   selection: Selection) -> tuple[str | None, Fired | None]:
+        plan = prepared.plan
         rule = plan.rule
         if plan.slots and plan.slots <= room.slots.keys():
             # The common loser: a rule for slots that better rules already filled.
@@ -212,35 +220,45 @@ class Arbiter:
             return f"group {rule.group!r} already has a winner ({room.groups[rule.group]})", None
         if not person.consent.get(rule.purpose, False):
             return f"no consent for {rule.purpose}", None
-        blocked = schedule_block(rule.schedule, person.now_ms, person.weekday, person.minute)
-        if blocked is not None:
-            return f"schedule: {blocked}", None
-        caps = list(plan.caps)
-        if caps:
-            capped = room.capped(caps)
+        if rule.schedule is not None:
+            blocked = schedule_block(rule.schedule, person.now_ms, person.weekday, person.minute)
+            if blocked is not None:
+                return f"schedule: {blocked}", None
+        if prepared.own_counts:
+            capped = room.capped(prepared.own_counts)
             if capped is not None:
                 return capped, None
         placements: list[Placement] = []
         reasons: list[str] = []
         slots: set[str] = set()
         messages = 0
-        for action in rule.actions:
+        for action, fixed in prepared.actions:
+            if fixed is not None and fixed.channel is None:
+                placements.append(fixed)  # a tag or a trait: always applies
+                continue
             channel, why = self._place(action, person, room, slots, messages)
             if why is not None:
                 reasons.append(why)
                 continue
-            placements.append(Placement(action, channel))
-            if isinstance(action, SlotAction):
-                slots.add(action.slot)
+            placements.append(fixed if fixed is not None and fixed.channel == channel
+                              else Placement(action, channel))
+            if action.__class__ is SlotAction:
+                slots.add(action.slot)  # type: ignore[attr-defined]
             elif channel == "in_app":
                 messages += 1
-        shown = [p for p in placements if p.channel is not None]
-        if plan.displays and not shown:
-            return "nothing could be shown: " + "; ".join(reasons), None
-        for placement in shown:
-            caps += self.channel_caps[placement.channel]  # type: ignore[index]
-        if caps:
-            capped = room.capped(caps)
+        if len(placements) == prepared.placed_all and prepared.full_caps is not None:
+            # Every action found its fixed channel: the caps were worked out at load.
+            caps, counts = prepared.full_caps, prepared.full_counts
+        else:
+            shown = [p for p in placements if p.channel is not None]
+            if plan.displays and not shown:
+                return "nothing could be shown: " + "; ".join(reasons), None
+            caps = list(plan.caps)
+            for placement in shown:
+                caps += self.channel_caps[placement.channel]  # type: ignore[index]
+            counts = _counted(caps)
+        if counts:
+            capped = room.capped(counts)
             if capped is not None:
                 return capped, None
         if variant == CONTROL:
@@ -261,17 +279,18 @@ class Arbiter:
     def _place(self, action: Action, person: Person, room: _Room, slots: set[str],
                messages: int) -> tuple[str | None, str | None]:
         """(channel, None) when the action fits, (None, reason) when it does not."""
-        if isinstance(action, (SetTraitAction, TagAction)):
-            return None, None
-        if isinstance(action, SlotAction):
-            if action.slot in room.slots or action.slot in slots:
-                return None, f"slot {action.slot!r} is taken"
-            return room.channel_check("web", person, messages)
-        if isinstance(action, MessageAction):
-            return room.channel_check("in_app", person, messages)
-        if isinstance(action, PushAction):
-            return room.channel_check("push", person, messages)
-        return self._choose(action, person, room, messages)  # type: ignore[arg-type]
+        kind = action.__class__
+        if kind is SlotAction:
+            if action.slot in room.slots or action.slot in slots:  # type: ignore[attr-defined]
+                return None, f"slot {action.slot!r} is taken"  # type: ignore[attr-defined]
+            return room.channel_check("web", messages)
+        if kind is MessageAction:
+            return room.channel_check("in_app", messages)
+        if kind is PushAction:
+            return room.channel_check("push", messages)
+        if kind is NotifyAction:
+            return self._choose(action, person, room, messages)  # type: ignore[arg-type]
+        return None, None  # a tag or a trait
 
     def _choose(self, action: NotifyAction, person: Person, room: _Room,
                 messages: int) -> tuple[str | None, str | None]:
@@ -279,7 +298,7 @@ class Arbiter:
         the configured order; skipping channels without consent, address or room."""
         reasons = []
         for channel in channel_preference(action.channels, person, self.policy.channel_order):
-            chosen, why = room.channel_check(channel, person, messages)
+            chosen, why = room.channel_check(channel, messages)
             if why is None:
                 return chosen, None
             reasons.append(why)
@@ -307,61 +326,125 @@ class _Room:
         self.groups: dict[str, str] = {}
         self.messages = 0
         self.added: dict[str, int] = {}  # cap key -> deliveries in this answer
+        # What does not change within one answer, worked out on first use:
+        self._stored: dict[tuple[str, int], int] = {}  # (cap key, window) -> stored deliveries
+        self._closed: dict[str, str | None] = {}  # channel -> why it cannot be used, or None
         consent = person.consent
         self.simple_allowed = bool(consent.get("personalization") and consent.get("web")
                                    and "web" in person.reachable)
 
     def used(self, key: str, per_ms: int) -> int:
-        since = self.person.now_ms - per_ms
-        stored = sum(1 for t in self.person.deliveries.get(key, ()) if t > since)
+        stored = self._stored.get((key, per_ms))
+        if stored is None:
+            since = self.person.now_ms - per_ms
+            stored = self._stored[key, per_ms] = sum(
+                1 for t in self.person.deliveries.get(key, ()) if t > since)
         return stored + self.added.get(key, 0)
 
-    def capped(self, constraints: Sequence[tuple[str, int, int]]) -> str | None:
-        """Why these deliveries would break a cap.
-
-        Each delivery lists every cap it counts towards, so a cap listed twice
-        means two deliveries (two messages of one rule); two different caps on
-        one key (1 a day and 1 an hour) are both checked against one delivery.
-        """
-        if not constraints:
-            return None
-        if len(constraints) == 1:
-            key, per_ms, most = constraints[0]
-            if self.used(key, per_ms) + 1 > most:
-                return f"cap {key}: {most} per {_duration(per_ms)} reached"
-            return None
-        for (key, per_ms, most), pending in Counter(constraints).items():
+    def capped(self, counts: Sequence[tuple[tuple[str, int, int], int]]) -> str | None:
+        """Why these deliveries would break a cap; `counts` as made by `_counted`."""
+        for (key, per_ms, most), pending in counts:
             if self.used(key, per_ms) + pending > most:
                 return f"cap {key}: {most} per {_duration(per_ms)} reached"
         return None
 
-    def channel_check(self, channel: str, person: Person,
-                      pending_messages: int) -> tuple[str | None, str | None]:
+    def _closed_reason(self, channel: str) -> str | None:
+        person = self.person
         if not person.consent.get(channel, False):
-            return None, f"no consent for {channel}"
+            return f"no consent for {channel}"
         if channel not in person.reachable:
-            return None, f"no address for {channel}"
-        if channel == "in_app" and self.messages + pending_messages >= self.arbiter.policy.max_messages:
-            return None, f"message limit ({self.arbiter.policy.max_messages}) reached"
+            return f"no address for {channel}"
         quiet = self.arbiter.policy.quiet
         if channel in INTERRUPTING and quiet is not None and in_range(person.minute, quiet):
-            return None, f"quiet hours for {channel}"
-        capped = self.capped(self.arbiter.channel_caps[channel])
-        if capped is not None:
-            return None, capped
+            return f"quiet hours for {channel}"
+        return None
+
+    def channel_check(self, channel: str, pending_messages: int) -> tuple[str | None, str | None]:
+        closed = self._closed.get(channel, _UNKNOWN)
+        if closed is _UNKNOWN:
+            closed = self._closed[channel] = self._closed_reason(channel)
+        if closed is not None:
+            return None, closed  # type: ignore[return-value]
+        most = self.arbiter.policy.max_messages
+        if channel == "in_app" and self.messages + pending_messages >= most:
+            return None, f"message limit ({most}) reached"
+        counts = self.arbiter._channel_counts[channel]
+        if counts:
+            capped = self.capped(counts)
+            if capped is not None:
+                return None, capped
         return channel, None
 
-    def take(self, fired: Fired) -> None:
+    def take(self, fired: Fired, prepared: _Prepared) -> None:
         rule = fired.plan.rule
         if rule.group is not None:
             self.groups[rule.group] = rule.id
         for placement in fired.placements:
-            if isinstance(placement.action, SlotAction):
-                self.slots[placement.action.slot] = rule.id
+            action = placement.action
+            if action.__class__ is SlotAction:
+                self.slots[action.slot] = rule.id  # type: ignore[attr-defined]
             elif placement.channel == "in_app":
                 self.messages += 1
-        for key, count in deliveries_per_key(fired.caps).items():
-            self.added[key] = self.added.get(key, 0) + count
+        added = self.added
+        per_key = (prepared.full_per_key if fired.caps is prepared.full_caps
+                   else deliveries_per_key(fired.caps).items())
+        for key, count in per_key:
+            added[key] = added.get(key, 0) + count
+
+
+_UNKNOWN = object()
+
+
+def _counted(caps: Sequence[tuple[str, int, int]]) -> tuple[tuple[tuple[str, int, int], int], ...]:
+    """Each cap with how many deliveries count towards it.
+
+    Each delivery lists every cap it counts towards, so a cap listed twice
+    means two deliveries (two messages of one rule); two different caps on
+    one key (1 a day and 1 an hour) are both checked against one delivery.
+    """
+    if not caps:
+        return ()
+    if len(caps) == 1:
+        return ((caps[0], 1),)
+    return tuple(Counter(caps).items())
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """A rule's arbitration worked out at load, for when every action finds its usual channel."""
+
+    plan: RulePlan
+    # (action, its placement when the channel is fixed: None for notify, which chooses)
+    actions: tuple[tuple[Action, Placement | None], ...]
+    own_counts: tuple[tuple[tuple[str, int, int], int], ...]
+    placed_all: int  # placements when every action is placed
+    full_caps: tuple[tuple[str, int, int], ...] | None  # the caps of that case (None: notify)
+    full_counts: tuple[tuple[tuple[str, int, int], int], ...]  # still to check in that case
+    full_per_key: tuple[tuple[str, int], ...]
+
+    def __init__(self, plan: RulePlan,
+                 channel_caps: Mapping[str, tuple[tuple[str, int, int], ...]]) -> None:
+        self.plan = plan
+        fixed = {SlotAction: "web", MessageAction: "in_app", PushAction: "push",
+                 SetTraitAction: None, TagAction: None}
+        self.actions = tuple(
+            (a, Placement(a, fixed[a.__class__]) if a.__class__ in fixed else None)
+            for a in plan.rule.actions)
+        self.own_counts = _counted(plan.caps)
+        self.placed_all = len(self.actions)
+        self.full_caps = None
+        self.full_counts = self.full_per_key = ()
+        if all(placement is not None for _, placement in self.actions):
+            caps = list(plan.caps)
+            for _, placement in self.actions:
+                if placement.channel is not None:  # type: ignore[union-attr]
+                    caps += channel_caps[placement.channel]  # type: ignore[union-attr]
+            self.full_caps = tuple(caps)
+            counted = _counted(caps)
+            # The rule's own caps and each channel's were checked one delivery at a time on
+            # the way; together they need checking again only where two deliveries meet.
+            self.full_counts = counted if any(n > 1 for _, n in counted) else ()
+            self.full_per_key = tuple(deliveries_per_key(caps).items())
 
 
 def deliveries_per_key(caps: Sequence[tuple[str, int, int]]) -> dict[str, int]:

@@ -63,7 +63,7 @@ from jinja2.utils import pass_context, pass_eval_context
 from .localtime import zone_named
 from .runtime import to_text
 
-__all__ = ["CompiledTemplate", "ContentCompiler", "TemplateProblem", "RESERVED_VARIABLES"]
+__all__ = ["CompiledTemplate", "ContentCompiler", "RenderScope", "TemplateProblem", "RESERVED_VARIABLES"]
 
 DEFAULT_LOCALE = "en"
 DEFAULT_CURRENCY = "USD"
@@ -92,7 +92,6 @@ _NOT_ALLOWED_NODES: dict[type, str] = {
     nodes.FromImport: "'import' is not available: a template cannot load other templates",
     nodes.EvalContextModifier: "'autoescape' blocks are not available: values are always escaped",
 }
-_LOCALE_FILTERS = ("money", "number", "percent", "date")  # "date" covers "datetime"
 _FILTER_HINTS = {"safe": " (values are always escaped)"}
 
 
@@ -364,7 +363,6 @@ class CompiledTemplate:
         "_root",
         "_blocks",
         "_name",
-        "_globals",
         "_context_class",
         "_environment",
         "_stats",
@@ -393,39 +391,17 @@ class CompiledTemplate:
         self._root = template.root_render_func
         self._blocks = template.blocks
         self._name = template.name
-        # The globals the template uses (range, namespace, ...), plus the locale and
-        # zone when a filter may need them; None when the variables can be used as
-        # they are, which saves a copy per render.
-        globals_ = environment.globals
-        used_globals = {name: globals_[name] for name in names & globals_.keys()}
-        needs_locale = any(name in source for name in _LOCALE_FILTERS)
-        self._globals = used_globals if used_globals or needs_locale else None
         self._context_class = environment.context_class
         self._stats = stats
         # Text without any jinja syntax renders to itself: most content is fixed copy,
-        # and skipping jinja for it saves a context per render.
+        # and skipping jinja for it saves the work per render.
         plain = kind != "value" and not any(mark in source for mark in ("{{", "{%", "{#"))
         self._static: str | None = None
         if plain:
-            self._static = "".join(self._root(self._context({}, None, None)))
+            self._static = self.render_in(RenderScope({}))
 
     def __repr__(self) -> str:
         return f"<CompiledTemplate {self.kind} {self.source[:40]!r}>"
-
-    def _context(self, variables: Any, locale: str | None, timezone: str | None) -> Any:
-        if variables.__class__ is not dict:
-            variables = {}
-        if self._globals is None:
-            # Nothing to add: jinja only reads the parent mapping, never writes it.
-            parent = variables
-        else:
-            parent = {
-                **self._globals,
-                **variables,
-                LOCALE_VARIABLE: locale,
-                TIMEZONE_VARIABLE: timezone,
-            }
-        return self._context_class(self._environment, parent, self._name, self._blocks)
 
     def _failed(self, error: BaseException) -> None:
         self.errors += 1
@@ -438,34 +414,80 @@ class CompiledTemplate:
         """The text (html/text templates) or value (value templates); never raises."""
         if self._static is not None:
             return self._static
-        if self.kind == "value":
-            return self._render_value(variables, locale, timezone)
+        return self.render_in(RenderScope(variables, locale, timezone))
+
+    def render_in(self, scope: RenderScope) -> Any:
+        """Like render(), with the variables of a scope shared by one answer's templates."""
+        if self._static is not None:
+            return self._static
+        context = scope.context_for(self)
         try:
-            return "".join(self._root(self._context(variables, locale, timezone)))
+            if self.kind == "value":
+                for _ in self._root(context):
+                    pass
+                return _value_of(context.vars.get("result"))
+            return "".join(self._root(context))
         except Exception as error:  # a bad profile value must not break the answer
             self._failed(error)
-            return ""
+            return None if self.kind == "value" else ""
+        finally:
+            if context.vars:  # `{% set %}` at the top level: not for the next template
+                context.vars.clear()
+                context.exported_vars.clear()
 
-    def _render_value(self, variables: Any, locale: str | None, timezone: str | None) -> Any:
+
+class RenderScope:
+    """One answer's variables, locale and time zone, shared by the templates it renders.
+
+    Building a jinja context costs about as much as rendering a short template,
+    so the templates of one answer share one context per escaping mode (the
+    mode is part of jinja's evaluation context), made on first use. A template
+    with blocks of its own gets its own context.
+    """
+
+    __slots__ = ("_variables", "_locale", "_timezone", "_parent", "_contexts")
+
+    def __init__(self, variables: Any, locale: str | None = None,
+                 timezone: str | None = None) -> None:
+        self._variables = variables if variables.__class__ is dict else {}
+        self._locale = locale
+        self._timezone = timezone
+        self._parent: dict[str, Any] | None = None
+        self._contexts: dict[str | None, Any] = {}
+
+    def context_for(self, template: CompiledTemplate) -> Any:
+        parent = self._parent
+        if parent is None:
+            # jinja reads the parent mapping and never writes it.
+            parent = self._parent = {
+                **template._environment.globals,
+                **self._variables,
+                LOCALE_VARIABLE: self._locale,
+                TIMEZONE_VARIABLE: self._timezone,
+            }
+        if template._blocks:
+            return template._context_class(template._environment, parent, template._name,
+                                           template._blocks)
+        context = self._contexts.get(template._name)
+        if context is None:
+            context = self._contexts[template._name] = template._context_class(
+                template._environment, parent, template._name, {})
+        return context
+
+
+def _value_of(value: Any) -> Any:
+    """A value template's result as the answer carries it."""
+    kind = value.__class__
+    if kind is str or kind is bool or value is None:
+        return value
+    if kind is list or kind is dict:
+        # The answer is written with orjson: what it can write is kept as it is.
         try:
-            context = self._context(variables, locale, timezone)
-            for _ in self._root(context):
-                pass
-        except Exception as error:
-            self._failed(error)
-            return None
-        value = context.vars.get("result")
-        kind = value.__class__
-        if kind is str or kind is bool or value is None:
-            return value
-        if kind is list or kind is dict:
-            # The answer is written with orjson: what it can write is kept as it is.
-            try:
-                orjson.dumps(value)
-            except orjson.JSONEncodeError:
-                return _plain(value, 0)
-            return value
-        return _plain(value, 0)  # numbers, missing values, tuples, Markup, ...
+            orjson.dumps(value)
+        except orjson.JSONEncodeError:
+            return _plain(value, 0)
+        return value
+    return _plain(value, 0)  # numbers, missing values, tuples, Markup, ...
 
 
 _MAX_DEPTH = 32

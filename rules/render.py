@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .arbitration import Selection
+from .content import RenderScope
 from .definitions import (
     JsonTemplate,
     MessageAction,
@@ -47,11 +48,12 @@ def needed_names(selection: Selection) -> set[str]:
 def render(selection: Selection, variables: dict[str, Any], locale: str | None,
            timezone: str | None) -> Rendered:
     out = Rendered()
+    scope = RenderScope(variables, locale, timezone)
 
     def text(template: Template | None) -> Any:
         if template is None:
             return None
-        return template.compiled.render(variables, locale, timezone)
+        return template.compiled.render_in(scope)
 
     for fired in selection.fired:
         rule_id = fired.plan.id

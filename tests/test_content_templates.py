@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rules.content import ContentCompiler, TemplateProblem
+from rules.content import ContentCompiler, RenderScope, TemplateProblem
 
 NBSP = "\xa0"  # babel's separator between amount and currency in de/fr
 NNBSP = "\u202f"  # French thousands separator, English before AM/PM
@@ -496,3 +496,22 @@ def test_any_text_compiles_or_gives_a_problem_and_rendering_never_raises(text, l
             continue
         if template is not None:
             template.render(variables, locale, "Europe/Paris")
+
+
+def test_templates_of_one_answer_share_a_scope_without_leaking(compiler) -> None:
+    """One scope per answer: escaping stays per template, and what one template sets with
+    `{% set %}` (or a value template's result) is gone for the next."""
+    scope = RenderScope({"v": "<b>", "items": ["<i>", "x"]}, "de", "Europe/Prague")
+    in_order = [
+        (compiler.compile_html("{{ v }}|{{ items | join(',') }}"), "&lt;b&gt;|&lt;i&gt;,x"),
+        (compiler.compile_text("{{ v }}|{{ items | join(',') }}"), "<b>|<i>,x"),
+        (compiler.compile_text("{% set x = 'one' %}{{ x }}"), "one"),
+        (compiler.compile_text("{{ x | default('gone') }}"), "gone"),
+        (compiler.compile_value("{{ items }}"), ["<i>", "x"]),
+        (compiler.compile_text("{{ result | default('gone') }}"), "gone"),
+        (compiler.compile_html("{% set v = 'mine' %}{{ v }}"), "mine"),
+        (compiler.compile_html("{{ v }}"), "&lt;b&gt;"),
+        (compiler.compile_text("{{ 1234.5 | number }}"), "1.234,5"),
+    ]
+    assert [template.render_in(scope) for template, _ in in_order] == [
+        expected for _, expected in in_order]
