@@ -1,4 +1,5 @@
-"""Catalog data for content: fetched only when a winning template names it.
+"""Catalog data for rules and content: fetched only when a condition or a winning
+template names it.
 
 recent_products: the products the person viewed last, with current prices;
 cross_sell: products most often bought together with what is in the cart;
@@ -9,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-CATALOG_NAMES = frozenset({"recent_products", "cross_sell", "upsell"})
+from rules.names import CATALOG_LISTS
+
+CATALOG_NAMES = frozenset(CATALOG_LISTS)
 SHOWN = 4  # products per list: what a slot or message has room for
 
 

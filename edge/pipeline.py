@@ -98,13 +98,14 @@ class Pipeline:
             overlay_consent(profile, incoming.consent, incoming.ts_ms)
         context = build_context(incoming.event, caller, request.user_agent, request.country,
                                 profile["traits"])
+        await self.read_catalog(active.ruleset, profile)
         started = time.perf_counter()
         duplicate = status == "dup"
         decision, selection = self.decide(active.ruleset, incoming.event, profile, context, now,
                                           caller.site, answered and not duplicate)
         self.metrics.rule_seconds.observe(time.perf_counter() - started)
 
-        rendered = await self._render(selection, incoming.event, profile, context)
+        rendered = await self.render(selection, incoming.event, profile, context)
         write = self._outcome(profile, decision, selection, rendered, incoming,
                               context, now, duplicate=status == "dup")
         if not write.is_empty():
@@ -113,7 +114,7 @@ class Pipeline:
             if refused:
                 # Another event of this person used the cap first: those rules give way.
                 selection.fired = [f for f in selection.fired if id(f) not in refused]
-                rendered = await self._render(selection, incoming.event, profile, context)
+                rendered = await self.render(selection, incoming.event, profile, context)
         return Outcome(rendered.answer(decision.segments), status == "dup", profile["id"])
 
     def decide(self, ruleset: Any, event: dict[str, Any], profile: dict[str, Any],
@@ -132,7 +133,17 @@ class Pipeline:
             person.reachable = person.reachable - ANSWER_CHANNELS
         return decision, ruleset.arbiter.select(decision.segments, decision.candidates, person)
 
-    async def _render(self, selection: Selection, event: dict[str, Any], profile: dict[str, Any],
+    async def read_catalog(self, ruleset: Any, profile: dict[str, Any]) -> None:
+        """Puts the catalog lists the rules' conditions read into profile["catalog"]."""
+        lists = ruleset.catalog_lists
+        if not lists:
+            return
+        if self.catalog is None:
+            profile["catalog"] = {name: [] for name in lists}
+        else:
+            profile["catalog"] = await catalog_variables(self.catalog, profile, set(lists))
+
+    async def render(self, selection: Selection, event: dict[str, Any], profile: dict[str, Any],
                       context: dict[str, Any]) -> Rendered:
         if not selection.fired:
             return Rendered()
@@ -143,7 +154,11 @@ class Pipeline:
         }
         needed = needed_names(selection) & CATALOG_NAMES
         if needed and self.catalog is not None:
-            variables.update(await catalog_variables(self.catalog, profile, needed))
+            read = profile.get("catalog") or {}  # what the conditions read is not read twice
+            variables.update(read)
+            missing = needed - read.keys()
+            if missing:
+                variables.update(await catalog_variables(self.catalog, profile, missing))
         locale = profile["traits"].get("locale") or context.get("locale")
         return render(selection, variables, locale if isinstance(locale, str) else None,
                       context.get("timezone"))

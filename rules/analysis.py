@@ -11,7 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .expr_ast import Binary, Call, Literal, Member, Name, Node, walk
-from .names import AGGREGATE_ROOTS, ALL_ROOTS, CLOCK_FUNCTIONS, FUNCTION_ARITY, LOCAL_FIELDS
+from .names import (
+    AGGREGATE_ROOTS,
+    ALL_ROOTS,
+    CATALOG_LISTS,
+    CLOCK_FUNCTIONS,
+    FUNCTION_ARITY,
+    LOCAL_FIELDS,
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,7 @@ class Findings:
     problems: list[tuple[int, str]] = field(default_factory=list)
     aggregates: set[str] = field(default_factory=set)
     segments: set[str] = field(default_factory=set)
+    catalog: set[str] = field(default_factory=set)  # catalog lists named
 
 
 def analyse(node: Node, scope: Scope) -> Findings:
@@ -80,6 +88,10 @@ def _check_bare_name(name: Name, scope: Scope, findings: Findings) -> None:
         findings.problems.append(
             (name.pos, f"'local' must be followed by one of: {', '.join(LOCAL_FIELDS)}")
         )
+    elif name.name == "catalog":
+        findings.problems.append(
+            (name.pos, f"'catalog' must be followed by one of: {', '.join(CATALOG_LISTS)}")
+        )
 
 
 def _check_member_of_name(member: Member, scope: Scope, findings: Findings) -> None:
@@ -102,6 +114,14 @@ def _check_member_of_name(member: Member, scope: Scope, findings: Findings) -> N
         findings.problems.append(
             (key.pos, f"unknown local time field; use one of: {', '.join(LOCAL_FIELDS)}")
         )
+    elif name.name == "catalog":
+        # Only the lists named are read from Redis, so they must be named literally.
+        if literal_key in CATALOG_LISTS:
+            findings.catalog.add(literal_key)
+        else:
+            findings.problems.append(
+                (key.pos, f"unknown catalog list; use one of: {', '.join(CATALOG_LISTS)}")
+            )
 
 
 def _check_call(call: Call, scope: Scope, findings: Findings) -> None:

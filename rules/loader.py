@@ -107,4 +107,5 @@ def _build(documents: list[Document], definitions: Definitions, references: Refe
         plans=plans,
         policy=policy,
         experiments=tuple(definitions.experiments),
+        catalog_lists=frozenset(references.catalog),
     )

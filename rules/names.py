@@ -11,7 +11,13 @@ ROOT_PATHS: dict[str, tuple[str, ...]] = {
     "ctx": ("context",),
     "traits": ("profile", "traits"),
     "cart": ("profile", "cart"),
+    # Product lists from the catalog, read for the person before the rules run (only
+    # the lists the rules name): see CATALOG_LISTS.
+    "catalog": ("profile", "catalog"),
 }
+# What `catalog.<list>` may name: recently viewed products with current prices, products
+# often bought with what is in the cart, and dearer products of the last viewed category.
+CATALOG_LISTS: tuple[str, ...] = ("recent_products", "cross_sell", "upsell")
 AGGREGATE_ROOTS = frozenset({"aggregates", "agg"})
 SPECIAL_ROOTS = frozenset({"segments", "now", "local"})
 ALL_ROOTS = frozenset(ROOT_PATHS) | AGGREGATE_ROOTS | SPECIAL_ROOTS

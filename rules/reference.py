@@ -116,6 +116,8 @@ class _Evaluator:
             return self.index(env.profile, "traits")
         if node.name == "cart":
             return self.index(env.profile, "cart")
+        if node.name == "catalog":
+            return self.index(env.profile, "catalog")
         if node.name == "segments":
             return env.segments
         if node.name == "now":

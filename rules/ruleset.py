@@ -26,6 +26,7 @@ class Ruleset:
         plans: tuple[RulePlan, ...] = (),
         policy: PolicyDef | None = None,
         experiments: tuple[ExperimentDef, ...] = (),
+        catalog_lists: frozenset[str] = frozenset(),
     ) -> None:
         self.version = version
         self.aggregates = aggregates
@@ -39,6 +40,9 @@ class Ruleset:
         self.policy = policy = policy or PolicyDef()
         self.experiments = {experiment.id: experiment for experiment in experiments}
         self.arbiter = Arbiter(plans, policy)
+        # Catalog lists that conditions read (`catalog.upsell`): the caller puts them in
+        # profile["catalog"] before decide(); rules.names.CATALOG_LISTS names them all.
+        self.catalog_lists = catalog_lists
         self._decide_table = decide_table
         self._updates_table = updates_table
         # decide() reads these directly: one method call less per event.

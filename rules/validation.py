@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .analysis import Scope, analyse
+from .analysis import Findings, Scope, analyse
 from .definitions import Definitions, Expression, Origin, Template, action_templates
 from .names import ALL_ROOTS
 from .problems import Problem
@@ -19,6 +19,7 @@ class References:
     """Aggregates used by segments and rules (the ones the edge must maintain)."""
 
     aggregates: set[str] = field(default_factory=set)
+    catalog: set[str] = field(default_factory=set)  # catalog lists the conditions read
 
 
 def check_definitions(definitions: Definitions, problems: list[Problem]) -> References:
@@ -42,11 +43,11 @@ def check_definitions(definitions: Definitions, problems: list[Problem]) -> Refe
             if expression is not None:
                 _check(expression, scopes["filter"], problems)
     for segment in definitions.segments:
-        references.aggregates |= _check(segment.when, scopes["segment"], problems)
+        _note(references, _check(segment.when, scopes["segment"], problems))
     for rule in definitions.rules:
         for expression in (rule.when, rule.score):
             if expression is not None:
-                references.aggregates |= _check(expression, scopes["rule"], problems)
+                _note(references, _check(expression, scopes["rule"], problems))
         for action in rule.actions:
             for template in action_templates(action):
                 references.aggregates |= _check_template(template, rule.origin, aggregate_kinds,
@@ -91,12 +92,17 @@ def _check_experiments(definitions: Definitions, problems: list[Problem]) -> Non
                                     f"{experiment_id!r}; expected one of: {choices}"))
 
 
-def _check(expression: Expression, scope: Scope, problems: list[Problem]) -> set[str]:
+def _check(expression: Expression, scope: Scope, problems: list[Problem]) -> Findings:
     findings = analyse(expression.node, scope)
     for offset, message in findings.problems:
         line, column = expression.locate(offset)
         problems.append(Problem(expression.source, line, column, message))
-    return findings.aggregates
+    return findings
+
+
+def _note(references: References, findings: Findings) -> None:
+    references.aggregates |= findings.aggregates
+    references.catalog |= findings.catalog
 
 
 def _report_duplicates(what: str, ids: list[tuple[str, Origin]], problems: list[Problem]) -> None:

@@ -23,6 +23,7 @@ import orjson
 import pytest
 
 import rules
+from rules import check_documents, load_ruleset
 from rules.experiments import assign
 from tests.support import SECRET_KEY, SETTINGS_YAML, LiveEdge, basic, write_config
 
@@ -986,3 +987,89 @@ def test_cross_sell_follows_orders(start):
     track(edge, "cat-buyer", "Order Completed",
           {"products": [{"product_id": "a"}, {"product_id": "b"}]})
     assert page(edge, "cat-4")["slots"]["together"]["html"] == "b;"
+
+
+CATALOG_CONDITION_RULES = """
+rules:
+  - id: on-sale-now
+    on: page
+    priority: 2
+    when: catalog.recent_products[0].price < catalog.recent_products[0].list_price
+    actions:
+      - slot: sale
+        html: "{{ recent_products[0].name }} is now {{ recent_products[0].price | money('EUR') }}"
+  - id: more-in-category
+    on: page
+    when: len(catalog.upsell) > 0 and not (catalog.upsell[0].stock < 1)
+    actions:
+      - slot: upsell
+        html: "{{ upsell[0].id }}"
+  - id: nothing-to-pair
+    on: page
+    when: len(cart.items) > 0 and len(catalog.cross_sell) == 0
+    actions: [{ slot: together, html: none yet }]
+"""
+
+
+def test_conditions_read_the_catalog(start):
+    """Conditions see the same catalog lists as templates: current prices, upsell, cross-sell."""
+    edge = start(CATALOG_CONDITION_RULES, CATALOG_SETTINGS)
+    put_products(edge, product("a", "Alpha", 100, category="shoes", stock=3),
+                 product("b", "Beta", 150, category="shoes", stock=0),
+                 product("c", "Gamma", 300, category="shoes", stock=2))
+    track(edge, "cc-1", "Product Viewed", {"product_id": "a"})
+    answer = page(edge, "cc-1")
+    assert "sale" not in answer["slots"]  # full price
+    assert answer["slots"]["upsell"]["html"] == "c"  # b is out of stock
+    put_products(edge, product("a", "Alpha", 100, sale_price=79, category="shoes", stock=3))
+    assert page(edge, "cc-1")["slots"]["sale"]["html"] == "Alpha is now €79.00"
+    put_products(edge, product("c", "Gamma", 300, category="shoes", stock=0))
+    assert "upsell" not in page(edge, "cc-1")["slots"]  # nothing dearer in stock
+
+    track(edge, "cc-1", "Product Added", {"product_id": "a", "price": 79})
+    assert page(edge, "cc-1")["slots"]["together"]["html"] == "none yet"
+    put_products(edge, product("d", "Delta", 20, category="socks", stock=9))
+    track(edge, "cc-buyer", "Order Completed",
+          {"products": [{"product_id": "a"}, {"product_id": "d"}]})
+    assert "together" not in page(edge, "cc-1")["slots"]
+
+
+def test_catalog_conditions_without_a_viewed_product_are_false(start):
+    edge = start(CATALOG_CONDITION_RULES, CATALOG_SETTINGS)
+    assert page(edge, "cc-2")["slots"] == {}
+
+
+@pytest.mark.parametrize("condition, message", [
+    ("len(catalog.wishlist) > 0", "unknown catalog list; use one of: recent_products, cross_sell, upsell"),
+    ("catalog", "'catalog' must be followed by one of: recent_products, cross_sell, upsell"),
+    ('catalog["up" + "sell"]', "unknown catalog list"),
+])
+def test_check_names_unknown_catalog_lists(condition, message):
+    problems = check_documents([("r.yaml", f"rules:\n  - id: x\n    on: page\n    when: '{condition}'\n"
+                                           "    actions: [{ tag: t }]\n")])
+    assert len(problems) == 1 and message in str(problems[0]), problems
+    assert str(problems[0]).startswith("r.yaml:4:")
+
+
+def test_only_the_named_catalog_lists_are_read():
+    ruleset = load_ruleset([("r.yaml", CATALOG_CONDITION_RULES)])
+    assert ruleset.catalog_lists == {"recent_products", "upsell", "cross_sell"}
+    plain = load_ruleset([("r.yaml", "rules:\n  - id: x\n    on: page\n    when: cart.value > 1\n"
+                                     "    actions: [{ tag: t }]\n")])
+    assert plain.catalog_lists == frozenset()
+
+
+def test_explain_shows_the_catalog_values_a_condition_read(start):
+    edge = start(CATALOG_CONDITION_RULES, CATALOG_SETTINGS)
+    put_products(edge, product("a", "Alpha", 100, sale_price=79, category="shoes", stock=3))
+    track(edge, "cc-3", "Product Viewed", {"product_id": "a"})
+    response = edge.http.post("/v1/explain", json={"profile": "anon:cc-3", "event": {"type": "page"}},
+                              headers=basic(SECRET_KEY))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    sale = next(row for row in body["rules"] if row["id"] == "on-sale-now")
+    assert sale["outcome"] == "fired"
+    price, list_price = sale["condition"]["children"]
+    assert (price["text"], price["value"]) == ("catalog.recent_products[0].price", 79)
+    assert (list_price["text"], list_price["value"]) == ("catalog.recent_products[0].list_price", 100)
+    assert body["decision"]["slots"]["sale"]["html"] == "Alpha is now €79.00"

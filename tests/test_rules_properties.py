@@ -68,7 +68,10 @@ def path_nodes() -> st.SearchStrategy[Node]:
     local = st.sampled_from(["hour", "minute", "weekday", "date"]).map(
         lambda f: Member(Name("local", 0), literal(f), 0)
     )
-    return st.one_of(plain, plain, aggregate, local)
+    # Only named catalog lists compile: `catalog.upsell[0].price`.
+    catalog = st.builds(lambda name, keys: build("catalog", [literal(name), *keys]),
+                        st.sampled_from(["recent_products", "upsell"]), st.lists(key, max_size=2))
+    return st.one_of(plain, plain, aggregate, local, catalog)
 
 
 def st_choice_root(name: str) -> str:
@@ -301,6 +304,8 @@ profiles = st.fixed_dictionaries(
     optional={
         "traits": st.one_of(dict_with(KEYS, json_values), json_values),
         "cart": st.one_of(dict_with(["value", "items", "a"], json_values), json_values),
+        "catalog": st.one_of(dict_with(["recent_products", "upsell", "a"], json_values),
+                             json_values),
         "aggregates": st.one_of(dict_with(sorted(AGGREGATE_KINDS), json_values), json_values),
         "tags": json_values,
         "a": json_values,

@@ -130,9 +130,10 @@ async def _explanation(state: EdgeState, active: ActiveRules, profile: dict[str,
                                          incoming.ts_ms, now)
     _apply_event(profile, incoming, state.settings)
     context = build_context(event, caller, asked.user_agent, asked.country, profile["traits"])
+    await state.pipeline.read_catalog(ruleset, profile)
     decision, selection = state.pipeline.decide(ruleset, event, profile, context, now, caller.site)
     # The hot path's own rendering (catalog data only read), so explain cannot drift from it.
-    rendered = await state.pipeline._render(selection, event, profile, context)
+    rendered = await state.pipeline.render(selection, event, profile, context)
 
     rules = explain_rules(ruleset, event, profile, context, now, selection.trace,
                           decision.segments)
