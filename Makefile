@@ -33,8 +33,15 @@ test: $(STAMP) browser
 check: $(STAMP)
 	$(BIN)/kairos check config
 
-bench: $(STAMP)
+# The bench extras (peer engines, locust, matplotlib) are installed for `make bench` only.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/pip install -q -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.rules
+	$(BIN)/python -m bench.compare_rules
 	$(BIN)/python -m bench.http
 
 clean:

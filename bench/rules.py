@@ -28,7 +28,7 @@ from bench.rule_corpus import make_corpus, make_full_inputs
 from rules import Ruleset, load_ruleset
 from rules.render import render
 
-RULE_COUNTS = (10, 100, 200, 1000)
+RULE_COUNTS = (10, 100, 200, 1000, 5000)
 CORPUS_SEED = 7
 INPUT_SEED = 11
 INPUT_COUNT = 2000
