@@ -47,10 +47,10 @@ def reachable_channels(traits: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(found)
 
 
-def local_clock(now_ms: int, timezone: str | None) -> tuple[str, int]:
-    """(weekday, minute of the day) on the person's clock."""
+def local_clock(now_ms: int, timezone: str | None) -> tuple[str, int, str]:
+    """(weekday, minute of the day, "YYYY-MM-DD") on the person's clock."""
     moment = datetime.fromtimestamp(now_ms / 1000, zone_named(timezone))
-    return WEEKDAYS[moment.weekday()], moment.hour * 60 + moment.minute
+    return WEEKDAYS[moment.weekday()], moment.hour * 60 + moment.minute, moment.date().isoformat()
 
 
 def local_hour(ts_ms: int, timezone: str | None) -> int:
@@ -59,7 +59,7 @@ def local_hour(ts_ms: int, timezone: str | None) -> int:
 
 def person_for(profile: dict[str, Any], timezone: str | None, now_ms: int,
                consent_defaults: Mapping[str, bool]) -> Person:
-    weekday, minute = local_clock(now_ms, timezone)
+    weekday, minute, date = local_clock(now_ms, timezone)
     traits = profile["traits"]
     preferred = traits.get("preferred_channel")
     return Person(
@@ -73,4 +73,5 @@ def person_for(profile: dict[str, Any], timezone: str | None, now_ms: int,
         reachable=reachable_channels(traits),
         preferred_channel=preferred if isinstance(preferred, str) else None,
         last_channel=profile["last_channel"],
+        date=date,
     )

@@ -91,6 +91,7 @@ class Person:
     reachable: frozenset[str]  # channels with an address (in_app and web always)
     preferred_channel: str | None = None
     last_channel: str | None = None
+    date: str = ""  # "YYYY-MM-DD" on the person's clock; empty: the UTC date of now_ms
 
 
 @dataclass(slots=True)
@@ -221,7 +222,8 @@ class Arbiter:
         if not person.consent.get(rule.purpose, False):
             return f"no consent for {rule.purpose}", None
         if rule.schedule is not None:
-            blocked = schedule_block(rule.schedule, person.now_ms, person.weekday, person.minute)
+            blocked = schedule_block(rule.schedule, person.now_ms, person.weekday, person.minute,
+                                     person.date)
             if blocked is not None:
                 return f"schedule: {blocked}", None
         if prepared.own_counts:

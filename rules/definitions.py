@@ -146,8 +146,11 @@ class CapDef:
 class ScheduleDef:
     """When a rule may fire. Days and hours are read in the person's time zone."""
 
-    start_ms: int | None = None  # active from (inclusive), epoch ms
+    start_ms: int | None = None  # active from (inclusive), epoch ms: a UTC time was given
     end_ms: int | None = None  # active until (exclusive), epoch ms
+    # A date alone is the person's date: "YYYY-MM-DD", both ends inclusive
+    start_date: str | None = None
+    end_date: str | None = None
     days: frozenset[str] | None = None  # "mon".."sun"; None means every day
     hours: tuple[int, int] | None = None  # minutes of the day [from, until); may wrap midnight
     quiet: tuple[int, int] | None = None  # minutes of the day when nothing is sent

@@ -1,7 +1,9 @@
 """Schedule windows: active dates, days of the week, hours and quiet hours.
 
-Dates are absolute (UTC); days and hours are read on the person's own clock,
-so "09:00-18:00" means nine to six wherever the person is.
+Dates, days and hours are read on the person's own clock, so "09:00-18:00"
+means nine to six wherever the person is, and `from: 2026-12-01` starts at
+midnight there. A time with a zone (2026-12-01T09:00:00Z) is one instant for
+everybody.
 """
 
 from __future__ import annotations
@@ -14,17 +16,15 @@ from .localtime import WEEKDAYS
 
 _HOURS = re.compile(r"\s*([01]?[0-9]|2[0-4]):([0-5][0-9])\s*-\s*([01]?[0-9]|2[0-4]):([0-5][0-9])\s*")
 _DAY_GROUPS = {"weekdays": WEEKDAYS[:5], "weekend": WEEKDAYS[5:], "every day": WEEKDAYS}
-DAY_MS = 86_400_000
 
 
-def parse_date(text: str, end_of_day: bool) -> int | None:
-    """Epoch ms of a date (its start, or with `end_of_day` the start of the next day) or a
-    UTC date-time; None when the text is neither."""
+def parse_date(text: str) -> str | int | None:
+    """A date as "YYYY-MM-DD" (a day on the person's clock), a date-time with a zone as
+    epoch ms; None when the text is neither."""
     text = text.strip()
     try:
         if len(text) == 10:
-            day = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
-            return int(day.timestamp() * 1000) + (DAY_MS if end_of_day else 0)
+            return datetime.strptime(text, "%Y-%m-%d").date().isoformat()
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
@@ -61,14 +61,23 @@ def in_range(minute: int, window: tuple[int, int]) -> bool:
 
 
 def schedule_block(schedule: ScheduleDef | None, now_ms: int, weekday: str,
-                   minute: int) -> str | None:
-    """Why the schedule keeps a rule from firing now, or None when it may fire."""
+                   minute: int, date: str = "") -> str | None:
+    """Why the schedule keeps a rule from firing now, or None when it may fire.
+
+    weekday, minute and date ("YYYY-MM-DD") are the person's; without a date, UTC's.
+    """
     if schedule is None:
         return None
     if schedule.start_ms is not None and now_ms < schedule.start_ms:
         return "not started yet"
     if schedule.end_ms is not None and now_ms >= schedule.end_ms:
         return "ended"
+    if schedule.start_date is not None or schedule.end_date is not None:
+        today = date or datetime.fromtimestamp(now_ms / 1000, UTC).date().isoformat()
+        if schedule.start_date is not None and today < schedule.start_date:
+            return "not started yet"
+        if schedule.end_date is not None and today > schedule.end_date:
+            return "ended"
     if schedule.days is not None and weekday not in schedule.days:
         return f"not active on {weekday}"
     if schedule.hours is not None and not in_range(minute, schedule.hours):

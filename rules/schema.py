@@ -479,14 +479,17 @@ class _DocumentReader:
         if entries is None:
             return None
         values: dict = {}
-        for key, attribute, end_of_day in (("from", "start_ms", False), ("until", "end_ms", True)):
+        for key, end in (("from", "start"), ("until", "end")):
             if key in entries:
                 text = self.text(entries[key][1], key)
-                parsed = parse_date(text, end_of_day) if text is not None else None
+                parsed = parse_date(text) if text is not None else None
                 if parsed is None:
-                    self.report(entries[key][1], f"{key} must be a date (2026-12-01) or a UTC "
-                                                 "time (2026-12-01T09:00:00Z)")
-                values[attribute] = parsed
+                    self.report(entries[key][1], f"{key} must be a date (2026-12-01) or a time "
+                                                 "with its zone (2026-12-01T09:00:00Z)")
+                elif isinstance(parsed, str):
+                    values[f"{end}_date"] = parsed  # the person's date
+                else:
+                    values[f"{end}_ms"] = parsed
         if "days" in entries:
             days = []
             for day_node, text in self.string_list(entries["days"][1], "days"):

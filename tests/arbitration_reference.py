@@ -92,7 +92,8 @@ class ReferenceArbiter:
             return f"group {rule.group!r} already has a winner ({room.groups[rule.group]})", None
         if not person.consent.get(rule.purpose, False):
             return f"no consent for {rule.purpose}", None
-        blocked = schedule_block(rule.schedule, person.now_ms, person.weekday, person.minute)
+        blocked = schedule_block(rule.schedule, person.now_ms, person.weekday, person.minute,
+                                 person.date)
         if blocked is not None:
             return f"schedule: {blocked}", None
         caps = list(plan.caps)

@@ -873,6 +873,41 @@ def test_schedule_dates(start):
     assert not advent_at(edge, "sch-1", "2026-12-28 12:00")  # a Monday, ended
 
 
+LAUNCH_RULES = """
+rules:
+  - id: launch-day
+    on: page
+    schedule: { from: 2026-12-01, until: 2026-12-01 }
+    actions: [{ slot: day, html: "today only" }]
+  - id: launch-instant
+    on: page
+    schedule: { from: "2026-12-01T08:00:00Z", until: "2026-12-01T10:00:00+01:00" }
+    actions: [{ slot: instant, html: "one hour for everybody" }]
+"""
+
+
+def test_schedule_dates_are_the_persons_dates(start):
+    """A date alone starts and ends at the person's midnight; a time with a zone is one
+    instant for everybody."""
+    edge = start(LAUNCH_RULES)
+    identify(edge, "sch-date-ny", timezone=NEW_YORK)
+    identify(edge, "sch-date-tokyo", timezone="Asia/Tokyo")
+
+    def slots(who: str, utc: str) -> set[str]:
+        at_local(edge, utc, "UTC")
+        return set(page(edge, who)["slots"])
+
+    # 2026-12-01 02:00 UTC: still Nov 30 in New York, already Dec 1 in Tokyo
+    assert slots("sch-date-ny", "2026-12-01 02:00") == set()
+    assert slots("sch-date-tokyo", "2026-12-01 02:00") == {"day"}
+    # 2026-12-01 08:30 UTC: the instant window (08:00 to 09:00 UTC) is open everywhere
+    assert slots("sch-date-ny", "2026-12-01 08:30") == {"day", "instant"}
+    assert slots("sch-date-tokyo", "2026-12-01 08:30") == {"day", "instant"}
+    # 2026-12-02 03:00 UTC: Dec 1 evening in New York, Dec 2 in Tokyo
+    assert slots("sch-date-ny", "2026-12-02 03:00") == {"day"}
+    assert slots("sch-date-tokyo", "2026-12-02 03:00") == set()
+
+
 def test_schedule_days_and_hours(start):
     edge = start(SCHEDULE_RULES)
     identify(edge, "sch-2", timezone=NEW_YORK)

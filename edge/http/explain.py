@@ -181,7 +181,7 @@ async def _explanation(state: EdgeState, active: ActiveRules, profile: dict[str,
 
 def _person(profile: dict[str, Any], context: dict[str, Any], now: int) -> dict[str, Any]:
     """The clock and channels arbitration read: schedules and quiet hours use local time."""
-    weekday, minute = local_clock(now, context.get("timezone"))
+    weekday, minute, _ = local_clock(now, context.get("timezone"))
     return {"timezone": context.get("timezone"), "weekday": weekday,
             "local_time": f"{minute // 60:02d}:{minute % 60:02d}",
             "reachable": sorted(reachable_channels(profile["traits"])),
