@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .aggregates import AggregateSpec
-from .definitions import Definitions, Expression, SegmentDef
+from .definitions import Expression, SegmentDef
 from .dispatch import triggered_by
 from .expr_ast import (
     COMPARISON_OPS,
@@ -33,8 +33,6 @@ from .expr_ast import (
 from .lexer import ExpressionSyntaxError, tokenize
 from .reference import Environment, evaluate, truthy
 from .runtime import score_value
-from .schema import read_document
-from .yaml_source import SourceText, compose_documents
 
 _LOWEST_INT, _HIGHEST_INT = -(2**63), 2**63 - 1
 _OPENERS, _CLOSERS = frozenset("(["), frozenset(")]")
@@ -292,17 +290,3 @@ def cap_usage(ruleset: Any, deliveries: Mapping[str, Sequence[int]], now: int,
     return [{"key": key, "max": most, "per_ms": per_ms,
              "used": sum(1 for t in deliveries.get(key, ()) if t > now - per_ms)}
             for key, per_ms, most in caps]
-
-
-def segment_definitions(documents: Iterable[tuple[str, str]]) -> list[SegmentDef]:
-    """The segments of rule documents, sorted by id (as decide() lists them).
-
-    A Ruleset does not keep its segment definitions, so explain reads them again.
-    """
-    definitions = Definitions()
-    problems: list = []  # the ruleset built from the same documents had none
-    for name, text in documents:
-        source = SourceText(str(name), text)
-        for root in compose_documents(source, problems):
-            read_document(source, root, definitions, problems)
-    return sorted(definitions.segments, key=lambda segment: segment.id)

@@ -108,4 +108,5 @@ def _build(documents: list[Document], definitions: Definitions, references: Refe
         policy=policy,
         experiments=tuple(definitions.experiments),
         catalog_lists=frozenset(references.catalog),
+        segments=tuple(segments),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .aggregates import AggregateSpec
 from .arbitration import Arbiter, RulePlan
 from .decision import Decision
-from .definitions import ExperimentDef, PolicyDef
+from .definitions import ExperimentDef, PolicyDef, SegmentDef
 from .dispatch import DispatchTable
 
 
@@ -27,6 +27,7 @@ class Ruleset:
         policy: PolicyDef | None = None,
         experiments: tuple[ExperimentDef, ...] = (),
         catalog_lists: frozenset[str] = frozenset(),
+        segments: tuple[SegmentDef, ...] = (),
     ) -> None:
         self.version = version
         self.aggregates = aggregates
@@ -43,6 +44,8 @@ class Ruleset:
         # Catalog lists that conditions read (`catalog.upsell`): the caller puts them in
         # profile["catalog"] before decide(); rules.names.CATALOG_LISTS names them all.
         self.catalog_lists = catalog_lists
+        # The segment definitions by id (as decide() lists them), for /v1/explain.
+        self.segments = segments
         self._decide_table = decide_table
         self._updates_table = updates_table
         # decide() reads these directly: one method call less per event.

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from rules import load_ruleset
 from rules.definitions import Expression
 from rules.explain import (_Source, aggregate_kinds, explain_condition, explain_rules,
-                           explain_segments, segment_definitions, unparse)
+                           explain_segments, unparse)
 from rules.expr_ast import Literal, Node, shape, walk
 from rules.expression import parse_checked
 from rules.parser import parse_expression
@@ -396,7 +396,7 @@ def test_explained_matches_are_the_compiled_candidates(document: tuple, inputs: 
     except Exception as error:
         assume("nested more than" not in str(error))
         raise
-    definitions = segment_definitions([("random.yaml", text)])
+    definitions = ruleset.segments
     for event, profile, context, now in inputs:
         decision = ruleset.decide(event, profile, context, now)
         rows = explain_rules(ruleset, event, profile, context, now, {}, decision.segments)

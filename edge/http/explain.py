@@ -10,7 +10,6 @@ removed, so "why didn't she see the banner?" needs nothing else.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import msgspec
@@ -30,14 +29,12 @@ from edge.http.common import (auth_error_response, check_json_content_type, erro
 from edge.http.profiles import _identifier
 from edge.normalize import Incoming, normalize
 from edge.pipeline import overlay_consent
-from edge.rulebook import ActiveRules, read_documents
+from edge.rulebook import ActiveRules
 from edge.state import EdgeState
 from edge.store.profiles import StoreError, decode_snapshot
 from edge.wire import EVENT_TYPES, Event, InputError, field_from_validation_error
-from rules.definitions import SegmentDef
 from rules.explain import (aggregate_kinds, cap_usage, explain_rules, explain_segments,
-                           json_safe, not_triggered, segment_definitions, with_updates)
-from rules.loader import content_version
+                           json_safe, not_triggered, with_updates)
 
 SCOPE = "profiles:read"
 AGGREGATES_NOTE = ("aggregates include this event: count +1, sum +value, last = value; "
@@ -143,14 +140,8 @@ async def _explanation(state: EdgeState, active: ActiveRules, profile: dict[str,
     if disagree:
         notes.append("the compiled rules and the reference evaluator disagree on "
                      f"{', '.join(disagree)}: the outcome follows the compiled rules; please report")
-    segment_defs = await _segment_defs(state, ruleset)
-    if segment_defs is None:
-        segments: list[dict[str, Any]] = [{"id": s, "member": True, "condition": None}
-                                          for s in decision.segments]
-        notes.append("rule files changed since they were loaded: segment conditions not shown")
-    else:
-        segments = explain_segments(segment_defs, event, profile, context, now,
-                                    aggregate_kinds(ruleset))
+    segments = explain_segments(ruleset.segments, event, profile, context, now,
+                                aggregate_kinds(ruleset))
     traits, tags = selection.traits_and_tags()
     return json_safe({
         "profile": profile["id"],
@@ -232,18 +223,3 @@ def _cart_after(cart: dict[str, Any], change: Any, ts: int) -> dict[str, Any]:
             "value": round(value, 2), "updated_at": ts}
 
 
-_segments_by_version: dict[str, list[SegmentDef]] = {}
-
-
-async def _segment_defs(state: EdgeState, ruleset: Any) -> list[SegmentDef] | None:
-    """The running ruleset's segment definitions, read again from its files (a Ruleset does
-    not keep them); None when the files on disk are no longer the ones it was built from."""
-    found = _segments_by_version.get(ruleset.version)
-    if found is None:
-        documents = await asyncio.to_thread(read_documents, state.rulebook.rules_dir)
-        if content_version(documents) != ruleset.version:
-            return None  # not remembered: the files may be put back, or the rules reloaded
-        found = segment_definitions(documents)
-        _segments_by_version.clear()  # one ruleset runs at a time
-        _segments_by_version[ruleset.version] = found
-    return found
