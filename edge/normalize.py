@@ -133,7 +133,8 @@ def normalize(event: Event, caller: Caller, limits: Limits, received_ms: int,
     prefix = f"{path}." if path else ""
     kind = forced_type or event.type
     if kind is None:
-        raise InputError(f"{prefix}type", "required in a batch: one of " + ", ".join(EVENT_TYPES))
+        # Only events without a typed path (/v1/batch, /v1/b, /v1/e) carry their own type.
+        raise InputError(f"{prefix}type", "required: one of " + ", ".join(EVENT_TYPES))
     if kind not in EVENT_TYPES:
         raise InputError(f"{prefix}type", "must be one of " + ", ".join(EVENT_TYPES))
 
