@@ -31,6 +31,7 @@ experiments:
   - id: hero-test
     salt: s1
     variants: { a: 50, b: 30 }
+    control: 20
 policy:
   max_messages: 2
   channel_order: [push, email, in_app, sms]
@@ -185,7 +186,7 @@ def test_the_drawn_situations_reach_every_outcome() -> None:
                 "message limit", "quiet hours", "experiment", "group", "schedule", "holdout")
     seen: set[str] = set()
 
-    @settings(max_examples=300, deadline=None, database=None)
+    @settings(max_examples=600, deadline=None, database=None, derandomize=True)
     @given(situations())
     def collect(situation) -> None:
         ruleset, candidates, person = situation
