@@ -43,6 +43,11 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.rules
 	$(BIN)/python -m bench.compare_rules
 	$(BIN)/python -m bench.http
+	$(BIN)/python -m bench.population --profiles 1000000
+	$(BIN)/python -m bench.http --targets edge --population 10000,1000000 --name http-population
+	$(BIN)/python -m bench.curve
+	$(BIN)/python -m bench.locust_run
+	$(BIN)/python -m bench.locust_run --target bare --think 0 --users 20 --duration 15 --name locust-ceiling
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis

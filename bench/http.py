@@ -9,9 +9,14 @@ uvicorn workers, and drives each with the same realistic event mix:
 - open loop at a fixed rate (default 2,000 req/s): p50, p99 without
   coordinated omission.
 
+With --population 10000,1000000 the edge runs on a Redis preloaded with each
+many realistic profiles (bench/population.py), the traffic's visitors drawn
+from them, in alternating saturation rounds: the edge at 10k and at 1M
+profiles side by side in one run.
+
 Prints JSON and writes bench/results/<date>-http.json.
 
-    python -m bench.http [--workers 2] [--duration 8] [--rate 2000]
+    python -m bench.http [--workers 2] [--duration 8] [--rate 2000] [--population 10000,1000000]
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import httpx
 import orjson
 import redis
 
+from bench.population import load_and_measure
 from bench.traffic import make_requests
 from edge.store.embedded import EmbeddedRedis, free_port
 
@@ -140,6 +146,92 @@ def run_target(name: str, command: list[str], port: int, requests_file: str,
     return result
 
 
+def size_label(size: int) -> str:
+    """10000 -> "10k", 1000000 -> "1M"."""
+    for unit, suffix in ((1_000_000, "M"), (1_000, "k")):
+        if size >= unit and size % unit == 0:
+            return f"{size // unit}{suffix}"
+    return str(size)
+
+
+def edge_command(port: int, args: argparse.Namespace, config: Path, redis_url: str) -> list[str]:
+    return [sys.executable, "-m", "edge.cli", "serve", "--port", str(port),
+            "--workers", str(args.workers), "--config", str(config),
+            "--redis", redis_url, "--log-level", "warning"]
+
+
+def run_populations(args: argparse.Namespace, config: Path, tmp_path: Path) -> tuple[dict, dict]:
+    """The edge on each population size, measured in alternating rounds.
+
+    Every size gets its own redis-server, preloaded once, and its own edge; the
+    closed-loop rounds then alternate between them (10k, 1M, 10k, 1M, ...), so
+    a neighbour's load on this shared machine falls on both sides alike
+    instead of on whichever happened to run second.
+    """
+    sizes = [int(s) for s in args.population.split(",")]
+    labels = [size_label(size) for size in sizes]
+    n = int((args.duration + args.warmup) * 20_000)
+    loads: dict[str, dict] = {}
+    servers: dict[str, EmbeddedRedis] = {}
+    edges: dict[str, tuple[subprocess.Popen, int]] = {}
+    rounds: dict[str, list[dict]] = {label: [] for label in labels}
+    results: dict[str, dict] = {}
+    try:
+        for size, label in zip(sizes, labels):
+            server = servers[label] = EmbeddedRedis(tmp_path / f"redis-{label}", persistent=False)
+            server.start()
+            loads[label] = load_and_measure(server.url, size, config, flush=True)
+            print(f"population {label}: {loads[label]}", file=sys.stderr)
+        for label in labels:
+            port = free_port()
+            process = subprocess.Popen(edge_command(port, args, config, servers[label].url),
+                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            edges[label] = (process, port)
+            wait_up(port, process, "/readyz")
+        for round_index in range(args.rounds):
+            for size, label in zip(sizes, labels):
+                # New messageIds every round: a repeat would be answered as a cheap duplicate.
+                requests_file = tmp_path / "requests-closed.json"
+                requests_file.write_bytes(orjson.dumps(
+                    make_requests(n, population=size, seed=1000 + round_index)))
+                process, port = edges[label]
+                rounds[label].append(saturation_round(process.pid, port, servers[label].pid,
+                                                      str(requests_file), args))
+                print(f"edge@{label} round {round_index + 1}: {rounds[label][-1]}", file=sys.stderr)
+        for size, label in zip(sizes, labels):
+            requests_file = tmp_path / "requests-open.json"
+            requests_file.write_bytes(orjson.dumps(make_requests(n, population=size, seed=999)))
+            results[f"edge@{label}"] = {"saturation": median_round(rounds[label]),
+                                        "fixed_rate": load(edges[label][1], str(requests_file),
+                                                           "open", args)}
+    finally:
+        for process, _port in edges.values():
+            stop(process)
+        for server in servers.values():
+            server.stop()
+    return results, loads
+
+
+def saturation_round(server_pid: int, port: int, redis_pid: int, requests_file: str,
+                     args: argparse.Namespace) -> dict:
+    before = cpu_seconds(server_pid), cpu_seconds(redis_pid)
+    result = load(port, requests_file, "closed", args)
+    after = cpu_seconds(server_pid), cpu_seconds(redis_pid)
+    sent = result.pop("sent")
+    result["server_cpu_us_per_request"] = round((after[0] - before[0]) / sent * 1e6, 1)
+    result["redis_cpu_us_per_request"] = round((after[1] - before[1]) / sent * 1e6, 1)
+    return result
+
+
+def median_round(rounds: list[dict]) -> dict:
+    """The round with the median throughput, plus every round's req/s and CPU figures."""
+    ordered = sorted(rounds, key=lambda r: r["rps"])
+    return {**ordered[len(ordered) // 2],
+            "rounds_rps": [r["rps"] for r in rounds],
+            "rounds_server_cpu_us": [r["server_cpu_us_per_request"] for r in rounds],
+            "rounds_redis_cpu_us": [r["redis_cpu_us_per_request"] for r in rounds]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, default=2)
@@ -150,22 +242,30 @@ def main() -> None:
     parser.add_argument("--rules", type=int, default=200)
     parser.add_argument("--targets", default="bare,floor,edge")
     parser.add_argument("--name", default="http")
+    parser.add_argument("--population", default="",
+                        help="profile counts, e.g. 10000,1000000: run the edge on each count of "
+                             "preloaded profiles (instead of the plain edge run), with traffic "
+                             "over those visitors")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="with --population: alternating saturation rounds per count")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="kairos-bench-") as tmp:
         tmp_path = Path(tmp)
-        config = write_config(tmp_path / "config", args.rules) if "edge" in args.targets else None
+        wants_edge = "edge" in args.targets or args.population
+        config = write_config(tmp_path / "config", args.rules) if wants_edge else None
         requests_file = str(tmp_path / "requests.json")
         n = int((args.duration + args.warmup) * 20_000)
         Path(requests_file).write_bytes(orjson.dumps(make_requests(n)))
+        results: dict[str, dict] = {}
+        populations: dict[str, dict] = {}
         with EmbeddedRedis(tmp_path / "redis", persistent=False) as server:
-            results: dict[str, dict] = {}
             for target in args.targets.split(","):
                 port = free_port()
+                if target == "edge" and args.population:
+                    continue  # run below, on each population
                 if target == "edge":
-                    command = [sys.executable, "-m", "edge.cli", "serve", "--port", str(port),
-                               "--workers", str(args.workers), "--config", str(config),
-                               "--redis", server.url, "--log-level", "warning"]
+                    command = edge_command(port, args, config, server.url)
                     ready = "/readyz"
                 else:
                     kind = "bare" if target == "bare" else "evalsha"
@@ -174,6 +274,9 @@ def main() -> None:
                     ready = "/healthz"
                 results[target] = run_target(target, command, port, requests_file, args, server.url,
                                              ready, server.pid)
+        if args.population:
+            by_size, populations = run_populations(args, config, tmp_path)
+            results |= by_size
 
     report = {
         "date": datetime.date.today().isoformat(),
@@ -183,6 +286,19 @@ def main() -> None:
                      "concurrency": args.concurrency, "fixed_rate_rps": args.rate, "rules": args.rules},
         "results": results,
     }
+    if populations:
+        # Load time, memory per profile and keys per profile, for the 200-rule corpus's aggregates.
+        report["population"] = populations
+        edges = [name for name in results if name.startswith("edge@")]
+        report["settings"]["rounds"] = args.rounds
+        if len(edges) >= 2:
+            first, last = results[edges[0]]["saturation"], results[edges[-1]]["saturation"]
+            ratio = f"{edges[-1][5:]}_vs_{edges[0][5:]}"
+            report[f"throughput_{ratio}"] = round(last["rps"] / first["rps"], 3)
+            # CPU per request hardly depends on what the neighbours do: the steadier comparison.
+            for side in ("server", "redis"):
+                key = f"{side}_cpu_us_per_request"
+                report[f"{side}_cpu_{ratio}"] = round(last[key] / first[key], 3)
     if "edge" in results and "floor" in results:
         report["edge_vs_floor_throughput"] = round(
             results["edge"]["saturation"]["rps"] / results["floor"]["saturation"]["rps"], 3)
