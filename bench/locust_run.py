@@ -90,6 +90,8 @@ def run_locust(host: str, args: argparse.Namespace, extra: list[str], tmp: Path,
     command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary",
                "--host", host, "-u", str(args.users), "-r", str(args.spawn_rate),
                "-t", f"{args.duration}s", "--stop-timeout", "5", "--json-file", str(stats),
+               # Statistics from when every user is running: not the cold start and the ramp.
+               "--reset-stats",
                "--loglevel", "WARNING", "--kairos-population", str(args.population)]
     if args.think is not None:
         command += ["--kairos-think-min", str(args.think), "--kairos-think-max", str(args.think)]
@@ -108,8 +110,11 @@ def run_locust(host: str, args: argparse.Namespace, extra: list[str], tmp: Path,
         raise RuntimeError(f"locust failed ({process.returncode}):\n{output}")
     elapsed = time.perf_counter() - started
     entries = orjson.loads((tmp / "stats.json").read_bytes())
-    # Locust counts its own spawn time in neither figure; the run time is what it was given.
-    summary = summarize(entries, args.duration)
+    # The time the statistics cover: from their reset (all users spawned) to the last request.
+    measured = (max(e["last_request_timestamp"] for e in entries)
+                - min(e["start_time"] for e in entries)) if entries else args.duration
+    summary = summarize(entries, measured)
+    summary["measured_seconds"] = round(measured, 1)
     sent = summary["total"]["requests"] or 1
     summary["locust_cpu_us_per_request"] = round(locust_cpu / sent * 1e6, 1)
     summary["server_cpu_us_per_request"] = round(server_cpu / sent * 1e6, 1)
