@@ -12,9 +12,9 @@ experiment variants and reachable channels, and stores what comes back.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from .definitions import (
     Action,
@@ -29,6 +29,7 @@ from .definitions import (
     SlotAction,
     TagAction,
 )
+from .durations import format_duration
 from .experiments import CONTROL, variant_for
 from .schedule import in_range, schedule_block
 
@@ -166,8 +167,18 @@ class Arbiter:
     def order(self, candidates: list[tuple[int, float]]) -> list[tuple[int, float]]:
         if not self.scored:
             return candidates  # decide() already lists them by priority, then id
-        # decide() lists them by priority, then id, and sorting is stable: ties keep id order.
+        # decide() lists them by priority, then id: only a higher score after a lower one of
+        # the same priority calls for sorting. Most answers have none, and looking is cheaper.
         priority = self._priority
+        previous_priority, previous_score = None, 0.0
+        for position, score in candidates:
+            rank = priority[position]
+            if rank == previous_priority and score > previous_score:
+                break
+            previous_priority, previous_score = rank, score
+        else:
+            return candidates
+        # Sorting is stable: ties keep id order.
         return sorted(candidates, key=lambda c: (priority[c[0]], -c[1]))
 
     def select(self, segments: list[str], candidates: list[tuple[int, float]],
@@ -235,10 +246,15 @@ class Arbiter:
         slots: set[str] = set()
         messages = 0
         for action, fixed in prepared.actions:
-            if fixed is not None and fixed.channel is None:
+            if fixed is None:  # notify: the channel is chosen per person
+                channel, why = self._choose(action, person, room, messages)  # type: ignore[arg-type]
+            elif fixed.channel is None:
                 placements.append(fixed)  # a tag or a trait: always applies
                 continue
-            channel, why = self._place(action, person, room, slots, messages)
+            elif fixed.channel == "web" and (action.slot in room.slots or action.slot in slots):  # type: ignore[attr-defined]
+                channel, why = None, f"slot {action.slot!r} is taken"  # type: ignore[attr-defined]
+            else:
+                channel, why = room.channel_check(fixed.channel, messages)
             if why is not None:
                 reasons.append(why)
                 continue
@@ -277,22 +293,6 @@ class Arbiter:
             if variant != stored:
                 selection.new_variants[experiment.id] = variant
         return variant
-
-    def _place(self, action: Action, person: Person, room: _Room, slots: set[str],
-               messages: int) -> tuple[str | None, str | None]:
-        """(channel, None) when the action fits, (None, reason) when it does not."""
-        kind = action.__class__
-        if kind is SlotAction:
-            if action.slot in room.slots or action.slot in slots:  # type: ignore[attr-defined]
-                return None, f"slot {action.slot!r} is taken"  # type: ignore[attr-defined]
-            return room.channel_check("web", messages)
-        if kind is MessageAction:
-            return room.channel_check("in_app", messages)
-        if kind is PushAction:
-            return room.channel_check("push", messages)
-        if kind is NotifyAction:
-            return self._choose(action, person, room, messages)  # type: ignore[arg-type]
-        return None, None  # a tag or a trait
 
     def _choose(self, action: NotifyAction, person: Person, room: _Room,
                 messages: int) -> tuple[str | None, str | None]:
@@ -408,7 +408,15 @@ def _counted(caps: Sequence[tuple[str, int, int]]) -> tuple[tuple[tuple[str, int
         return ()
     if len(caps) == 1:
         return ((caps[0], 1),)
-    return tuple(Counter(caps).items())
+    return tuple(_tally(caps).items())
+
+
+def _tally(caps: Sequence[tuple[str, int, int]]) -> dict[tuple[str, int, int], int]:
+    """How often each cap is listed (a Counter, for the few items a rule has, is slower)."""
+    tally: dict[tuple[str, int, int], int] = {}
+    for cap in caps:
+        tally[cap] = tally.get(cap, 0) + 1
+    return tally
 
 
 @dataclass(slots=True)
@@ -452,12 +460,12 @@ class _Prepared:
 def deliveries_per_key(caps: Sequence[tuple[str, int, int]]) -> dict[str, int]:
     """How many delivery times a fired rule adds under each cap key (see _Room.capped)."""
     found: dict[str, int] = {}
-    for (key, _, _), count in Counter(caps).items():
-        found[key] = max(found.get(key, 0), count)
+    for (key, _, _), count in _tally(caps).items():
+        if count > found.get(key, 0):
+            found[key] = count
     return found
 
 
+@lru_cache(maxsize=256)  # a handful of windows, formatted for every capped candidate
 def _duration(ms: int) -> str:
-    from .durations import format_duration
-
     return format_duration(ms)
