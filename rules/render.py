@@ -1,7 +1,9 @@
 """Renders the content of the fired rules into the answer.
 
 Only winners are rendered: a template costs microseconds, a condition
-nanoseconds, so content waits until arbitration has chosen.
+nanoseconds, so content waits until arbitration has chosen.  The templates
+of one answer share one `RenderScope`; an answer is built fresh each time
+(nothing mutable is shared between answers).
 """
 
 from __future__ import annotations
@@ -49,57 +51,70 @@ def render(selection: Selection, variables: dict[str, Any], locale: str | None,
            timezone: str | None) -> Rendered:
     out = Rendered()
     scope = RenderScope(variables, locale, timezone)
-
-    def text(template: Template | None) -> Any:
-        if template is None:
-            return None
-        return template.compiled.render_in(scope)
-
     for fired in selection.fired:
         rule_id = fired.plan.id
         for placement in fired.placements:
             action, channel = placement.action, placement.channel
-            if isinstance(action, SlotAction):
+            if isinstance(action, SlotAction):  # the most common action by far
                 if action.html is not None:
-                    out.slots[action.slot] = {"rule": rule_id, "html": text(action.html)}
+                    content = {"rule": rule_id, "html": action.html.compiled.render_in(scope)}
                 else:
-                    out.slots[action.slot] = {"rule": rule_id, "json": _json(action.json, text)}
+                    content = {"rule": rule_id, "json": _json(action.json, scope)}
+                out.slots[action.slot] = content
             elif isinstance(action, MessageAction):
-                out.messages.append(_message(rule_id, action.type, action.fields, action.cta, text))
+                out.messages.append(_message(rule_id, action.type, action.fields, action.cta,
+                                             scope))
             elif isinstance(action, PushAction):
-                out.push.append({"rule": rule_id, "title": text(action.title),
-                                 "body": text(action.body) or "", "link": text(action.link)})
+                out.push.append({"rule": rule_id, "title": _text(action.title, scope),
+                                 "body": _text(action.body, scope) or "",
+                                 "link": _text(action.link, scope)})
             elif isinstance(action, NotifyAction):
-                if channel == "in_app":
-                    out.messages.append(
-                        _message(rule_id, action.type, action.fields, action.cta, text))
-                elif channel == "push":
-                    out.push.append({"rule": rule_id, "title": text(action.fields.get("title")),
-                                     "body": text(action.fields.get("body")) or "",
-                                     "link": text(action.link)})
-                elif channel is not None:
-                    out.outbound.append({"rule": rule_id, "channel": channel,
-                                         "title": text(action.fields.get("title")),
-                                         "body": text(action.fields.get("body")) or "",
-                                         "link": text(action.link)})
+                _notify(out, rule_id, action, channel, scope)
+            # tags and traits have no content
     return out
 
 
+def _notify(out: Rendered, rule_id: str, action: NotifyAction, channel: str | None,
+            scope: RenderScope) -> None:
+    if channel == "in_app":
+        out.messages.append(_message(rule_id, action.type, action.fields, action.cta, scope))
+    elif channel == "push":
+        out.push.append({"rule": rule_id, "title": _text(action.fields.get("title"), scope),
+                         "body": _text(action.fields.get("body"), scope) or "",
+                         "link": _text(action.link, scope)})
+    elif channel is not None:
+        out.outbound.append({"rule": rule_id, "channel": channel,
+                             "title": _text(action.fields.get("title"), scope),
+                             "body": _text(action.fields.get("body"), scope) or "",
+                             "link": _text(action.link, scope)})
+
+
+def _text(template: Template | None, scope: RenderScope) -> Any:
+    return None if template is None else template.compiled.render_in(scope)
+
+
 def _message(rule_id: str, kind: str, fields: dict[str, Template],
-             cta: dict[str, Template] | None, text: Any) -> dict:
+             cta: dict[str, Template] | None, scope: RenderScope) -> dict:
     message: dict[str, Any] = {"rule": rule_id, "type": kind}
     for key, template in fields.items():
-        message[key] = text(template)
+        message[key] = _text(template, scope)
     if cta is not None:
-        message["cta"] = {key: text(template) for key, template in cta.items()}
+        message["cta"] = {key: _text(template, scope) for key, template in cta.items()}
     return message
 
 
-def _json(content: JsonTemplate, text: Any) -> Any:
+# JSON leaves that are kept as they are: immutable, so every answer may hold the same one.
+_LITERALS = frozenset({str, int, float, bool, type(None)})
+
+
+def _json(content: JsonTemplate, scope: RenderScope) -> Any:
+    """A fresh copy of json slot content with its templates rendered."""
     if isinstance(content, Template):
-        return text(content)
+        return content.compiled.render_in(scope)
     if isinstance(content, dict):
-        return {key: _json(value, text) for key, value in content.items()}
+        return {key: value if value.__class__ in _LITERALS else _json(value, scope)
+                for key, value in content.items()}
     if isinstance(content, list):
-        return [_json(item, text) for item in content]
+        return [item if item.__class__ in _LITERALS else _json(item, scope)
+                for item in content]
     return content
