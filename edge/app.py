@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from edge import __version__, openapi
+from edge import __version__, heap, openapi
 from edge.auth import KeyRing
 from edge.clock import SystemClock
 from edge.config import DEMO_KEYS, Settings, load_settings
@@ -112,6 +112,7 @@ def create_app(settings: Settings, redis_url: str, clock: Any = None) -> IngestF
         except (RedisError, OSError) as exc:
             log.error("Redis at %s is not reachable yet (%s); requests get 503 until it is",
                       _redacted(redis_url), exc)
+        heap.settle()
         tasks = [asyncio.create_task(_watch_rule_files(state)),
                  asyncio.create_task(_follow_reloads(state))]
         try:
@@ -157,6 +158,7 @@ async def _reload(state: EdgeState, why: str) -> None:
     if not problems:
         with contextlib.suppress(RedisError, OSError):
             await state.store.register_aggregates(state.rulebook.active.layout)
+        heap.settle()
         log.info("rules reloaded (%s): version %s", why, state.rulebook.active.ruleset.version)
 
 
