@@ -1,7 +1,8 @@
 """Arbitration read straight from its definition, to check rules.arbitration against.
 
 rules.arbitration takes shortcuts for speed (a fast path for plain slot rules,
-caps and channels worked out at load, per-answer caches). This module is the
+per-rule steps generated as Python source, caps and channels worked out at
+load, per-answer caches of what each channel allows). This module is the
 same decision written plainly, candidate by candidate and check by check, with
 none of them; tests/test_arbitration_reference.py asserts both always agree.
 """
