@@ -3,67 +3,94 @@
 -- experiment variants given; consent answers; engagement; and the stream
 -- entries for exposures and outbound messages.
 --
--- Delivery state lives in one JSON field "dl" of the profile hash:
+-- Delivery state lives in one field "dl" of the profile hash, msgpack (older
+-- profiles may still hold it as JSON, which is read the same and rewritten as
+-- msgpack: cjson formats every number with sprintf, several times slower):
 --   c: cap key -> delivery times (ms), pruned to the longest cap window
 --   x: experiment id -> variant (first assignment stays)
 --   k: consent name -> [granted, time ms, source] (newest answer wins)
 --   h: 24 counts of engagement by local hour;  l: [channel, time ms] last opened or clicked
 -- KEYS: 1 profile hash, 2 traits, 3 stream
 -- ARGV[1] msgpack array: 1 now, 2 segments json or "", 3 tags json or "",
---   4 traits (flat name, json), 5 max traits, 6 deliveries (see below),
---   7 horizon ms, 8 variants (flat id, variant),
---   9 consent (flat name, granted 0|1, time, source), 10 engagement
---   {hour, channel, engaged 0|1, time} or {}, 11 stream entries (flat delivery
---   index or 0, payload), 12 stream max length
+--   4 traits (flat name, json), 5 max traits, 6 horizon ms, 7 variants (flat id, variant),
+--   8 consent (flat name, granted 0|1, time, source), 9 engagement
+--   {hour, channel, engaged 0|1, time} or {}, 10 stream entries (flat delivery
+--   index or 0, payload), 11 stream max length, 12 anonymous profile time to
+--   live ms (both as text: command arguments), 13.. the deliveries,
+--   each: the number of caps to check, then per cap its key, window ms, max and
+--   how many deliveries it counts; the number of keys to record times under,
+--   then per key the key and how many times (two caps on one key check one
+--   delivery twice, add it once)
 -- Returns {"ok", accepted flags per delivery} | {"moved", id} | {"missing"}
 local prof, traits, stream = KEYS[1], KEYS[2], KEYS[3]
-local a = cmsgpack.unpack(ARGV[1])
-local moved = redis.call('HGET', prof, '->')
-if moved then return {'moved', moved} end
-if redis.call('HEXISTS', prof, 'id') == 0 then return {'missing'} end
+-- the array's elements as values: see elements() in event.lua
+local first = string.byte(ARGV[1])
+local a = {cmsgpack.unpack(string.sub(ARGV[1], first == 0xdc and 4 or first == 0xdd and 6 or 2))}
+local f = redis.call('HMGET', prof, '->', 'id', 'dl', 'uid')
+if f[1] then return {'moved', f[1]} end
+if not f[2] then return {'missing'} end
 local now = a[1]
 
-if a[2] ~= '' then redis.call('HSET', prof, 'sg', a[2]) end
-if a[3] ~= '' then redis.call('HSET', prof, 'tg', a[3]) end
+-- profile fields changed here, written with one HSET at the end
+local writes = {}
+if a[2] ~= '' then writes[#writes + 1], writes[#writes + 2] = 'sg', a[2] end
+if a[3] ~= '' then writes[#writes + 1], writes[#writes + 2] = 'tg', a[3] end
 local set = a[4]
 for i = 1, #set, 2 do
-  if redis.call('HEXISTS', traits, set[i]) == 1 or redis.call('HLEN', traits) < a[5] then
+  if redis.call('HEXISTS', traits, set[i]) == 1 then
     redis.call('HSET', traits, set[i], set[i + 1])
+  else
+    local count = redis.call('HLEN', traits)
+    if count < a[5] then
+      redis.call('HSET', traits, set[i], set[i + 1])
+      -- a new key of an anonymous profile expires with it (see event.lua)
+      if count == 0 and not f[4] then redis.call('PEXPIRE', traits, a[12]) end
+    end
   end
 end
 
-local deliveries, variants, consent, engagement = a[6], a[8], a[9], a[10]
+local variants, consent, engagement = a[7], a[8], a[9]
 local accepted = {}
-if #deliveries > 0 or #variants > 0 or #consent > 0 or #engagement > 0 then
-  local raw = redis.call('HGET', prof, 'dl')
-  local dl = raw and cjson.decode(raw) or {}
+if #a > 12 or #variants > 0 or #consent > 0 or #engagement > 0 then
+  local raw, dl = f[3], {}
+  if raw then
+    if string.byte(raw) == 123 then dl = cjson.decode(raw) else dl = cmsgpack.unpack(raw) end  -- 123: '{'
+  end
   dl.c = dl.c or {}
   dl.x = dl.x or {}
   dl.k = dl.k or {}
 
-  -- a delivery is all or nothing: every cap it counts towards must have room.
-  -- Each is {checks, records}: checks {key, window ms, max, deliveries}, records
-  -- {key, times to add} (two caps on one key check one delivery twice, add it once)
-  for i, delivery in ipairs(deliveries) do
-    local ok = true
-    for _, c in ipairs(delivery[1]) do
-      local used = 0
-      for _, t in ipairs(dl.c[c[1]] or {}) do if t > now - c[2] then used = used + 1 end end
-      if used + c[4] > c[3] then ok = false end
+  -- a delivery is all or nothing: every cap it counts towards must have room
+  local none, k = {}, 13
+  while k <= #a do
+    local ok, checks = true, k + 1
+    local records = checks + 4 * a[k]
+    for j = checks, records - 1, 4 do
+      local used, since = 0, now - a[j + 1]
+      for _, t in ipairs(dl.c[a[j]] or none) do if t > since then used = used + 1 end end
+      if used + a[j + 3] > a[j + 2] then ok = false end
     end
+    k = records + 1 + 2 * a[records]
     if ok then
-      for _, r in ipairs(delivery[2]) do
-        local list = dl.c[r[1]] or {}
-        for _ = 1, r[2] do list[#list + 1] = now end
-        dl.c[r[1]] = list
+      for j = records + 1, k - 1, 2 do
+        local list = dl.c[a[j]] or {}
+        for _ = 1, a[j + 1] do list[#list + 1] = now end
+        dl.c[a[j]] = list
       end
     end
-    accepted[i] = ok and 1 or 0
+    accepted[#accepted + 1] = ok and 1 or 0
   end
+  -- drop times older than the longest window; most lists have none to drop
+  local horizon = now - a[6]
   for key, list in pairs(dl.c) do
-    local kept = {}
-    for _, t in ipairs(list) do if t > now - a[7] then kept[#kept + 1] = t end end
-    if #kept == 0 then dl.c[key] = nil else dl.c[key] = kept end
+    for _, old in ipairs(list) do
+      if old <= horizon then
+        local kept = {}
+        for _, t in ipairs(list) do if t > horizon then kept[#kept + 1] = t end end
+        if #kept == 0 then dl.c[key] = nil else dl.c[key] = kept end
+        break
+      end
+    end
   end
 
   for i = 1, #variants, 2 do
@@ -83,17 +110,19 @@ if #deliveries > 0 or #variants > 0 or #consent > 0 or #engagement > 0 then
       dl.l = {engagement[2], engagement[4]}
     end
   end
-  -- cjson writes an empty table as {}: keep the maps as maps by dropping them when empty
-  for _, name in ipairs({'c', 'x', 'k'}) do if next(dl[name]) == nil then dl[name] = nil end end
-  redis.call('HSET', prof, 'dl', cjson.encode(dl))
+  -- an empty table would be written as an array: keep the maps as maps by dropping them when empty
+  if next(dl.c) == nil then dl.c = nil end
+  if next(dl.x) == nil then dl.x = nil end
+  if next(dl.k) == nil then dl.k = nil end
+  writes[#writes + 1], writes[#writes + 2] = 'dl', cmsgpack.pack(dl)
 end
+if #writes > 0 then redis.call('HSET', prof, unpack(writes)) end
 
-local entries = a[11]
-local id = redis.call('HGET', prof, 'id')
+local entries = a[10]
 for i = 1, #entries, 2 do
   local needs = entries[i]
   if needs == 0 or accepted[needs] == 1 then
-    redis.call('XADD', stream, 'MAXLEN', '~', a[12], '*', 'p', id, 'e', entries[i + 1])
+    redis.call('XADD', stream, 'MAXLEN', '~', a[11], '*', 'p', f[2], 'e', entries[i + 1])
   end
 end
 return {'ok', accepted}

@@ -13,21 +13,66 @@
 --   name, json, ...), 8 traits to set once (same), 9 trait names to unset,
 --   10 recent product, 11 recent category, 12 cart op ("add" | "remove" |
 --   "clear" | ""), 13 cart product id, 14 cart item json, 15 cart quantity,
---   16 unverified identity claim, 17 aggregate updates (flat index, value, ...)
--- ARGV[2], msgpack array, the same for every event of one ruleset:
---   1 limits {anon_ttl, max_traits, rp_cap, rc_cap, cart_cap, distinct_cap,
---   dedupe_ms, dedupe_max, gap_ms, stream_max}, 2 aggregate kinds,
---   3 their bucket sizes (ms), 4 their numbers of buckets
+--   16 unverified identity claim, 17.. the aggregate updates, six values each:
+--   aggregate position, its kind, bucket size ms, number of buckets, key
+--   time to live ms, value
+-- ARGV[2], msgpack array, the limits: anon_ttl, max_traits, rp_cap, rc_cap,
+--   cart_cap, distinct_cap, dedupe_ms, dedupe_max, gap_ms, stream_max
+-- ARGV[3], msgpack array, the aggregates in KEYS order: kinds, bucket sizes
+--   (ms), numbers of buckets. Unpacked only when a value must be recounted.
+-- ARGV[4], the signature of that list of aggregates (see "windowed values")
+-- Numbers that are command arguments travel as text (now, event time,
+-- anon_ttl, stream_max, key time to live): Lua formats a number given to
+-- redis.call with sprintf("%.14g"), a measurable share of this script's cost.
+-- Returns {"moved", id} | {"missing"} | {"stale"} | {status ("ok" | "dup"),
+--   profile fields (id, fs, ls, v, n, uid, sg, tg, cu, claim, dl; "" when
+--   absent), traits (flat), cart (flat), recent products, recent categories,
+--   the windowed values (msgpack, see below)}
+--
+-- Windowed values. Summing every bucket of every aggregate on every event
+-- was most of this script's cost, so the profile hash keeps each aggregate's
+-- value in field "g", with how long it holds. "g" is a msgpack array
+--   {signature, lo, hi, position, value, until, position, value, until, ...}
+-- with an entry for each aggregate (position in KEYS order from 1) whose value
+-- is not 0 for ever: the value holds at every `now` with lo <= now < until.
+-- A value stops holding when its oldest counted bucket leaves the window, when
+-- a future bucket enters it, or when the key expires; values may start holding
+-- no earlier than lo, the newest counted bucket's start (clocks of several
+-- workers need not agree; before lo everything is recounted). hi is the
+-- smallest until, so one comparison usually answers for all. A value that does
+-- not hold is recounted from its hash, evicting stale buckets, which is what
+-- this script used to do for every aggregate on every event; where a value
+-- holds, its hash has no stale bucket to evict. The buckets are therefore
+-- exactly what they were before "g" existed. Sums are recounted whenever they
+-- change, so their floating-point total adds up the buckets as before. An
+-- empty value is 0 for every kind (a "last" with nothing to show too).
+-- merge.lua drops "g" (the next event recounts); a "g" written for another
+-- list of aggregates is ignored. The reply carries "g" as it stands after the
+-- event.
 local prof, seen, rp, rc, ids, traits, cart, stream =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local e = cmsgpack.unpack(ARGV[1])
-local layout = cmsgpack.unpack(ARGV[2])
-local mode, primary, now, ts = e[1], e[2], e[3], e[4]
+local naggs = #KEYS - 8
 
-local moved = redis.call('HGET', prof, '->')
-if moved then return {'moved', moved} end
+-- The elements of a msgpack array, as separate values. cmsgpack.unpack grows
+-- an array's table one element at a time, rehashing as it goes, which for a
+-- few dozen elements costs more than all else this script decodes; unpacked
+-- as values, they fill a table constructor sized once.
+local function elements(packed)
+  local first = string.byte(packed)
+  return cmsgpack.unpack(string.sub(packed, first == 0xdc and 4 or first == 0xdd and 6 or 2))
+end
 
-local exists = redis.call('HEXISTS', prof, 'id') == 1
+local e = {elements(ARGV[1])}
+local mode, primary, now_text, ts_text = e[1], e[2], e[3], e[4]
+local now, ts = tonumber(now_text), tonumber(ts_text)
+local min, max, floor = math.min, math.max, math.floor
+local FOREVER = 2 ^ 52
+
+-- every field of the profile hash this script uses, in one read
+local f = redis.call('HMGET', prof, '->', 'id', 'fs', 'ls', 'v', 'n', 'uid', 'sg', 'tg',
+                     'cu', 'claim', 'dl', 'xp', 'g')
+if f[1] then return {'moved', f[1]} end
+local exists = f[2] ~= false
 if not exists then
   if mode == 'read' then return {'missing'} end
   -- The caller resolved this identifier from a cache, but the profile is gone
@@ -36,59 +81,120 @@ if not exists then
 end
 
 local anon_ttl, max_traits, rp_cap, rc_cap, cart_cap, distinct_cap,
-      dedupe_ms, dedupe_max, gap_ms, stream_max = unpack(layout[1])
-local kinds, buckets, ns = layout[2], layout[3], layout[4]
-local naggs = #kinds
+      dedupe_ms, dedupe_max, gap_ms, stream_max = elements(ARGV[2])
 
+-- the windowed values as stored, or all to be recounted (lo = FOREVER)
+local g = f[14] and {elements(f[14])}
+local g_changed = false
+if not g or g[1] ~= ARGV[4] then
+  -- a new profile usually has no aggregate keys at all: one EXISTS saves
+  -- recounting every one of them
+  local none = naggs == 0 or redis.call('EXISTS', unpack(KEYS, 9)) == 0
+  g = {ARGV[4], none and 0 or FOREVER, FOREVER}
+  g_changed = true
+end
+local at = {}  -- aggregate position -> index of its value in g
+for j = 5, #g, 3 do at[g[j - 1]] = j end
+local function entry(i)  -- index of aggregate i's value, a new entry if it has none
+  local j = at[i]
+  if not j then
+    j = #g + 2
+    g[j - 1], g[j], g[j + 1] = i, 0, FOREVER
+    at[i] = j
+  end
+  return j
+end
+
+-- Message ids seen: a retry within dedupe_ms, among the newest dedupe_max ids,
+-- is a duplicate. Ids past either bound are pruned every 32nd event of the
+-- profile rather than on every event, so an id found is checked against both.
 local status = 'ok'
 if mode == 'event' and e[5] ~= '' then
-  local seen_key = seen
-  if redis.call('ZADD', seen_key, 'NX', now, e[5]) == 0 then status = 'dup' end
-  redis.call('ZREMRANGEBYSCORE', seen_key, '-inf', now - dedupe_ms)
-  local over = redis.call('ZCARD', seen_key) - dedupe_max
-  if over > 0 then redis.call('ZREMRANGEBYRANK', seen_key, 0, over - 1) end
+  if redis.call('ZADD', seen, 'NX', now_text, e[5]) == 0 then
+    local first_seen = tonumber(redis.call('ZSCORE', seen, e[5]))
+    if first_seen > now - dedupe_ms and redis.call('ZREVRANK', seen, e[5]) < dedupe_max then
+      status = 'dup'
+    else
+      redis.call('ZADD', seen, now_text, e[5])  -- seen again, as if for the first time
+    end
+  end
+  if status == 'ok' and exists and (tonumber(f[6]) or 0) % 32 == 0 then
+    redis.call('ZREMRANGEBYSCORE', seen, '-inf', now - dedupe_ms)
+    local over = redis.call('ZCARD', seen) - dedupe_max
+    if over > 0 then redis.call('ZREMRANGEBYRANK', seen, 0, over - 1) end
+  end
 end
+
+-- the profile fields as they will be after this event; written with one HSET
+local id, fs, ls, visits, events, uid, cu, claim, xp =
+  f[2], f[3], f[4], f[5], f[6], f[7], f[10], f[11], f[13]
+local writes = {}
+local made = {}  -- keys this event brought into being (they need the profile's expiry)
 
 if mode == 'event' and status == 'ok' then
   if not exists then
-    redis.call('HSET', prof, 'id', primary, 'fs', ts, 'ls', ts, 'v', 1, 'n', 0)
+    id, fs, ls, visits, events = primary, ts_text, ts_text, '1', '1'
+    writes = {'id', id, 'fs', fs, 'ls', ls, 'v', visits, 'n', events}
     redis.call('SADD', ids, primary)
   else
-    local times = redis.call('HMGET', prof, 'fs', 'ls')
-    local fs, ls = tonumber(times[1]), tonumber(times[2])
-    if ts < fs then redis.call('HSET', prof, 'fs', ts) end
-    if ts - ls > gap_ms then redis.call('HINCRBY', prof, 'v', 1) end
-    if ts > ls then redis.call('HSET', prof, 'ls', ts) end
+    events = string.format('%d', (tonumber(events) or 0) + 1)
+    writes = {'n', events}
+    if ts - tonumber(ls) > gap_ms then
+      visits = string.format('%d', (tonumber(visits) or 0) + 1)
+      writes[3], writes[4] = 'v', visits
+    end
+    if ts < tonumber(fs) then fs = ts_text; writes[#writes + 1], writes[#writes + 2] = 'fs', fs end
+    if ts > tonumber(ls) then ls = ts_text; writes[#writes + 1], writes[#writes + 2] = 'ls', ls end
   end
-  redis.call('HINCRBY', prof, 'n', 1)
 
   -- traits: set, set once, unset; the count of traits is capped
   local set, once = e[7], e[8]
   for i = 1, #set, 2 do
-    if redis.call('HEXISTS', traits, set[i]) == 1 or redis.call('HLEN', traits) < max_traits then
+    if redis.call('HEXISTS', traits, set[i]) == 1 then
       redis.call('HSET', traits, set[i], set[i + 1])
+    else
+      local count = redis.call('HLEN', traits)
+      if count < max_traits then
+        redis.call('HSET', traits, set[i], set[i + 1])
+        if count == 0 then made[traits] = true end
+      end
     end
   end
   for i = 1, #once, 2 do
-    if redis.call('HLEN', traits) < max_traits then redis.call('HSETNX', traits, once[i], once[i + 1]) end
+    local count = redis.call('HLEN', traits)
+    if count < max_traits then
+      redis.call('HSETNX', traits, once[i], once[i + 1])
+      if count == 0 then made[traits] = true end
+    end
   end
   for _, name in ipairs(e[9]) do redis.call('HDEL', traits, name) end
-  if e[16] ~= '' then redis.call('HSET', prof, 'claim', e[16]) end
+  if e[16] ~= '' then
+    claim = e[16]
+    writes[#writes + 1], writes[#writes + 2] = 'claim', claim
+  end
 
   -- recently viewed, newest first, without repeats
   if e[10] ~= '' then
-    redis.call('LREM', rp, 0, e[10]); redis.call('LPUSH', rp, e[10]); redis.call('LTRIM', rp, 0, rp_cap - 1)
+    redis.call('LREM', rp, '0', e[10])
+    local length = redis.call('LPUSH', rp, e[10])
+    if length == 1 then made[rp] = true end
+    if length > rp_cap then redis.call('LTRIM', rp, '0', rp_cap - 1) end
   end
   if e[11] ~= '' then
-    redis.call('LREM', rc, 0, e[11]); redis.call('LPUSH', rc, e[11]); redis.call('LTRIM', rc, 0, rc_cap - 1)
+    redis.call('LREM', rc, '0', e[11])
+    local length = redis.call('LPUSH', rc, e[11])
+    if length == 1 then made[rc] = true end
+    if length > rc_cap then redis.call('LTRIM', rc, '0', rc_cap - 1) end
   end
 
   -- cart: item json under the product id, quantity under "q:" .. product id
   local op, pid = e[12], e[13]
   if op == 'add' then
-    if redis.call('HEXISTS', cart, pid) == 1 or redis.call('HLEN', cart) < 2 * cart_cap then
+    local count = redis.call('HEXISTS', cart, pid) == 0 and redis.call('HLEN', cart)
+    if not count or count < 2 * cart_cap then
       redis.call('HSET', cart, pid, e[14])
       redis.call('HINCRBY', cart, 'q:' .. pid, e[15])
+      if count == 0 then made[cart] = true end
     end
   elseif op == 'remove' then
     local left = 0
@@ -97,86 +203,171 @@ if mode == 'event' and status == 'ok' then
   elseif op == 'clear' then
     redis.call('DEL', cart)
   end
-  if op ~= '' then redis.call('HSET', prof, 'cu', ts) end
+  if op ~= '' then
+    cu = ts_text
+    writes[#writes + 1], writes[#writes + 2] = 'cu', cu
+  end
 
   -- windowed aggregates: one hash per aggregate; count and sum keep a value per
-  -- time bucket, distinct keeps the newest bucket per value, last keeps t and v
-  local updates = e[17]
-  for j = 1, #updates, 2 do
-    local i, update = updates[j], updates[j + 1]
-    local key, kind, bucket, n = KEYS[8 + i], kinds[i], buckets[i], ns[i]
-    local b = math.floor(ts / bucket)
-    if b > math.floor(now / bucket) - n then
-      -- the key lives one window past its newest bucket: extend it only when a bucket is new
-      local extend = false
+  -- time bucket, distinct keeps the newest bucket per value, last keeps t and v.
+  -- Each change also keeps the aggregate's value in g true (see the header).
+  for k = 17, #e, 6 do
+    local i, kind, bucket, n, ttl, update = e[k], e[k + 1], e[k + 2], e[k + 3], e[k + 4], e[k + 5]
+    local key = KEYS[8 + i]
+    local b = floor(ts / bucket)
+    if b > floor(now / bucket) - n then
+      local field = string.format('%d', b)  -- cheaper than redis.call's own formatting
+      -- bucket b counts from `enters` until `leaves`; the key lives one window
+      -- past its newest bucket: extend it only when a bucket is new
+      local enters, leaves, expires = b * bucket, (b + n) * bucket, now + ttl
+      local changed, extend, moved_from = false, false, nil
       if kind == 'count' then
-        extend = redis.call('HINCRBY', key, b, 1) == 1
+        extend = redis.call('HINCRBY', key, field, '1') == 1
+        changed = true
       elseif kind == 'sum' then
-        extend = tonumber(redis.call('HINCRBYFLOAT', key, b, update)) == tonumber(update)
+        extend = tonumber(redis.call('HINCRBYFLOAT', key, field, update)) == tonumber(update)
+        changed = true
       elseif kind == 'distinct' then
         local old = redis.call('HGET', key, update)
         if old then
-          if tonumber(old) < b then redis.call('HSET', key, update, b); extend = true end
+          if tonumber(old) < b then
+            redis.call('HSET', key, update, field)
+            extend, changed, moved_from = true, true, tonumber(old)
+          end
         elseif redis.call('HLEN', key) < distinct_cap then
-          redis.call('HSET', key, update, b); extend = true
+          redis.call('HSET', key, update, field)
+          extend, changed = true, true
         end
       elseif kind == 'last' then
         local t = redis.call('HGET', key, 't')
-        if not t or tonumber(t) <= ts then redis.call('HSET', key, 't', ts, 'v', update); extend = true end
+        if not t or tonumber(t) <= ts then
+          redis.call('HSET', key, 't', ts_text, 'v', update)
+          extend, changed = true, true
+        end
       end
-      if extend then redis.call('PEXPIRE', key, (n + 1) * bucket) end
+      if extend then redis.call('PEXPIRE', key, ttl) end
+
+      if changed then
+        local j = entry(i)
+        if kind == 'last' then
+          -- shown until its bucket leaves the window or the key expires
+          g[j], g[j + 1] = update, min(leaves, expires)
+        elseif kind == 'sum' or not (g[2] <= now and now < g[j + 1]) then
+          g[j + 1] = 0  -- recounted below
+        else
+          -- where a value holds, every bucket in its hash counts or lies ahead
+          if moved_from and moved_from * bucket <= now and moved_from > floor(now / bucket) - n then
+            g[j] = g[j] - 1
+          end
+          if enters <= now then
+            g[j], g[2], g[j + 1] = g[j] + 1, max(g[2], enters), min(g[j + 1], leaves, expires)
+          else
+            g[j + 1] = min(g[j + 1], enters, expires)
+          end
+        end
+        g[3] = min(g[3], g[j + 1])
+        g_changed = true
+      end
     end
   end
 
-  local canonical = redis.call('HGET', prof, 'id')
-  redis.call('XADD', stream, 'MAXLEN', '~', stream_max, '*', 'p', canonical, 'e', e[6])
-
-  -- An anonymous profile expires anon_ttl after its last event. Refreshing the
-  -- expiry of seven keys on every event is wasted work: once a hundredth of the
-  -- TTL is plenty (the profile may then live up to 1% longer).
-  local refreshed = redis.call('HMGET', prof, 'uid', 'xp')
-  if not refreshed[1] and (not refreshed[2] or now - tonumber(refreshed[2]) > anon_ttl / 100) then
-    redis.call('HSET', prof, 'xp', now)
-    for i = 1, 7 do redis.call('PEXPIRE', KEYS[i], anon_ttl) end
-  end
+  redis.call('XADD', stream, 'MAXLEN', '~', stream_max, '*', 'p', id, 'e', e[6])
 end
 
--- snapshot: each aggregate's value over its window at `now`
-local values = {}
+-- snapshot: every value must hold at `now`; those that do not are recounted
 local evict = mode == 'event'
-for i = 1, naggs do
-  local key, kind, bucket, n = KEYS[8 + i], kinds[i], buckets[i], ns[i]
-  local current = math.floor(now / bucket)
+local layout
+local function recount(i)  -- value of aggregate i at `now`, from when and until when it holds
+  layout = layout or cmsgpack.unpack(ARGV[3])
+  local key, kind, bucket, n = KEYS[8 + i], layout[1][i], layout[2][i], layout[3][i]
+  local current = floor(now / bucket)
   local cutoff = current - n
+  local function expires()
+    local ttl = redis.call('PTTL', key)
+    if ttl < 0 then return FOREVER end
+    return now + ttl
+  end
   if kind == 'last' then
     local last = redis.call('HMGET', key, 't', 'v')
-    values[i] = ''
-    if last[1] and math.floor(tonumber(last[1]) / bucket) > cutoff then values[i] = last[2] end
-  else
-    local flat = redis.call('HGETALL', key)
-    local acc, stale = 0, {}
-    for j = 1, #flat, 2 do
-      local b
-      if kind == 'distinct' then b = tonumber(flat[j + 1]) else b = tonumber(flat[j]) end
-      if b <= cutoff then
-        stale[#stale + 1] = flat[j]
-      elseif b <= current then
-        if kind == 'distinct' then acc = acc + 1 else acc = acc + tonumber(flat[j + 1]) end
-      end
-    end
-    if evict and #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
-    -- counts travel as integers; sums as text, since a Lua number reply is truncated
-    if kind == 'sum' then values[i] = string.format('%.17g', acc) else values[i] = acc end
+    if not last[1] then return 0, 0, FOREVER end
+    local shown = min((floor(tonumber(last[1]) / bucket) + n) * bucket, expires())
+    if now < shown then return last[2], 0, shown end
+    return 0, shown, FOREVER
   end
+  local flat = redis.call('HGETALL', key)
+  if #flat == 0 then return 0, 0, FOREVER end
+  local acc, from, till, stale = 0, 0, expires(), {}
+  for j = 1, #flat, 2 do
+    local b
+    if kind == 'distinct' then b = tonumber(flat[j + 1]) else b = tonumber(flat[j]) end
+    if b <= cutoff then
+      stale[#stale + 1] = flat[j]
+    elseif b <= current then
+      if kind == 'distinct' then acc = acc + 1 else acc = acc + tonumber(flat[j + 1]) end
+      from, till = max(from, b * bucket), min(till, (b + n) * bucket)
+    else
+      till = min(till, b * bucket)
+    end
+  end
+  if evict and #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
+  return acc, from, till
+end
+if not (g[2] <= now and now < g[3]) then
+  -- before lo (an earlier clock than the last writer's) nothing is known to hold
+  local all = now < g[2]
+  local lo, hi = all and 0 or g[2], FOREVER
+  if all then for i = 1, naggs do entry(i) end end
+  for j = 5, #g, 3 do
+    if all or now >= g[j + 1] then
+      local from
+      g[j], from, g[j + 1] = recount(g[j - 1])
+      lo = max(lo, from)
+    end
+    hi = min(hi, g[j + 1])
+  end
+  g[2], g[3] = lo, hi
+  g_changed = true
+end
+local packed = f[14]
+if g_changed then
+  -- an entry whose value is 0 for ever is left out
+  local kept = {g[1], g[2], g[3]}
+  for j = 5, #g, 3 do
+    if g[j] ~= 0 or g[j + 1] ~= FOREVER then
+      kept[#kept + 1], kept[#kept + 2], kept[#kept + 3] = g[j - 1], g[j], g[j + 1]
+    end
+  end
+  packed = cmsgpack.pack(kept)
+  -- a read changes nothing; nor does a duplicate create the profile
+  if evict and (exists or status == 'ok') then writes[#writes + 1], writes[#writes + 2] = 'g', packed end
 end
 
-local p = redis.call('HMGET', prof, 'id', 'fs', 'ls', 'v', 'n', 'uid', 'sg', 'tg', 'cu', 'claim', 'dl')
-for i = 1, 11 do if not p[i] then p[i] = '' end end
+-- An anonymous profile expires anon_ttl after its last event. Refreshing the
+-- expiry of its seven keys on every event is wasted work: once a hundredth of
+-- the TTL is plenty (the profile may then live up to 1% longer). A key this
+-- event created gets the expiry at once, or it would never expire if the
+-- visitor never came back; a new profile has no other keys to refresh.
+local anonymous = mode == 'event' and status == 'ok' and not uid
+local refresh = anonymous and (not xp or now - tonumber(xp) > anon_ttl / 100)
+if refresh then writes[#writes + 1], writes[#writes + 2] = 'xp', now_text end
+if #writes > 0 then redis.call('HSET', prof, unpack(writes)) end
+if refresh and exists then
+  for i = 1, 7 do redis.call('PEXPIRE', KEYS[i], anon_ttl) end
+elseif anonymous then
+  if not exists then
+    made[prof], made[ids] = true, true
+    if e[5] ~= '' then made[seen] = true end
+  end
+  for key in pairs(made) do redis.call('PEXPIRE', key, anon_ttl) end
+end
+
 return {
-  status, p,
+  status,
+  {id or '', fs or '', ls or '', visits or '', events or '', uid or '', f[8] or '', f[9] or '',
+   cu or '', claim or '', f[12] or ''},
   redis.call('HGETALL', traits),
   redis.call('HGETALL', cart),
-  redis.call('LRANGE', rp, 0, -1),
-  redis.call('LRANGE', rc, 0, -1),
-  values,
+  redis.call('LRANGE', rp, '0', '-1'),
+  redis.call('LRANGE', rc, '0', '-1'),
+  packed,
 }

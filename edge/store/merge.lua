@@ -46,14 +46,21 @@ if s[7] then
   end
   if #tags > 0 then redis.call('HSET', T[1], 'tg', cjson.encode(tags)) end
 end
-redis.call('HDEL', T[1], 'sg')  -- segments are recomputed on the next event
+-- segments are recomputed on the next event, and so are the windowed values
+-- event.lua keeps in "g", since T's aggregates change below
+redis.call('HDEL', T[1], 'sg', 'g')
 
--- delivery state (see effects.lua): both histories of deliveries count against
--- the caps; the survivor's experiment variants stay; the newer consent answer
--- and last engagement win; engagement hours add up
+-- delivery state (see effects.lua; msgpack, or JSON where not rewritten since):
+-- both histories of deliveries count against the caps; the survivor's
+-- experiment variants stay; the newer consent answer and last engagement win;
+-- engagement hours add up
+local function decode(raw)
+  if string.byte(raw) == 123 then return cjson.decode(raw) end  -- 123: '{'
+  return cmsgpack.unpack(raw)
+end
 local s_dl, t_dl = redis.call('HGET', S[1], 'dl'), redis.call('HGET', T[1], 'dl')
 if s_dl then
-  local sd, td = cjson.decode(s_dl), t_dl and cjson.decode(t_dl) or {}
+  local sd, td = decode(s_dl), t_dl and decode(t_dl) or {}
   for _, name in ipairs({'c', 'x', 'k'}) do td[name] = td[name] or {} end
   for key, list in pairs(sd.c or {}) do
     local merged = td.c[key] or {}
@@ -71,7 +78,7 @@ if s_dl then
   end
   if sd.l and (not td.l or td.l[2] < sd.l[2]) then td.l = sd.l end
   for _, name in ipairs({'c', 'x', 'k'}) do if next(td[name]) == nil then td[name] = nil end end
-  redis.call('HSET', T[1], 'dl', cjson.encode(td))
+  redis.call('HSET', T[1], 'dl', cmsgpack.pack(td))
 end
 
 -- message ids seen, so a retry after the merge is still recognised

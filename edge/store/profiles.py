@@ -9,6 +9,7 @@ a wrong answer.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -73,6 +74,12 @@ class AggregateLayout:
         )
 
     @property
+    def signature(self) -> str:
+        """Names this list of aggregates: the event script ignores windowed values stored for another."""
+        described = "|".join(f"{i}:{s}" for i, s in zip(self.ids, self.specs))
+        return hashlib.sha1(described.encode()).hexdigest()[:12]
+
+    @property
     def specs(self) -> tuple[str, ...]:
         """"kind:bucket_ms:n_buckets" per aggregate, as the merge script takes them."""
         return tuple(f"{k}:{b}:{n}" for k, b, n in zip(self.kinds, self.bucket_ms, self.n_buckets))
@@ -120,7 +127,7 @@ class ProfileStore:
             p.session_gap_minutes * 60_000, settings.stream.max_length,
         ]
         self.limits_arg = ",".join(str(v) for v in self.limits)
-        self._layout_cache: dict[AggregateLayout, tuple[bytes, K.EventKeys]] = {}
+        self._layout_cache: dict[AggregateLayout, _PerLayout] = {}
 
     # -- events -----------------------------------------------------------------------------
 
@@ -130,32 +137,40 @@ class ProfileStore:
 
         `updates` is flat: aggregate position (1-based), value, position, value, ...
         """
+        specs = self._per_layout(layout).specs
+        # each update travels with its aggregate's spec, so the script needs the
+        # whole list of aggregates only when it recounts a value
+        with_specs = [x for j in range(0, len(updates), 2)
+                      for x in (updates[j], *specs[updates[j] - 1], updates[j + 1])]
         cart = incoming.cart
         fields: list[Any] = [
-            # Redis's Lua msgpack predates the bin type: bytes travel as text.
-            "event", "", now_ms, incoming.ts_ms, incoming.message_id,
+            # Redis's Lua msgpack predates the bin type: bytes travel as text; so do
+            # numbers the script passes to commands (see event.lua).
+            "event", "", str(now_ms), str(incoming.ts_ms), incoming.message_id,
             orjson.dumps(incoming.event).decode(),
             _flat(incoming.traits_set), _flat(incoming.traits_set_once), incoming.traits_unset,
             incoming.product, incoming.category,
             cart.op if cart else "", cart.product_id if cart else "",
             cart.item_json.decode() if cart else "", cart.quantity if cart else 0,
-            incoming.claim or "", updates,
+            incoming.claim or "", *with_specs,
         ]
         return await self._run_event(incoming.primary, layout, fields)
 
     async def read(self, identifier: str, layout: AggregateLayout, now_ms: int) -> list[Any] | None:
-        fields = ["read", "", now_ms, now_ms, "", "", [], [], [], "", "", "", "", "", 0, "", []]
+        fields = ["read", "", str(now_ms), str(now_ms), "", "", [], [], [], "", "", "", "", "", 0, ""]
         status, reply = await self._run_event(identifier, layout, fields, create=False)
         return reply if status == "ok" else None
 
     async def _run_event(self, identifier: str, layout: AggregateLayout, fields: list[Any],
                          create: bool = True) -> tuple[str, list[Any]]:
         profile_id = self.cache.get(identifier)
-        static, event_keys = self._per_layout(layout)
+        per_layout = self._per_layout(layout)
+        event_keys = per_layout.keys
         for _ in range(MAX_HOPS):
             fields[1] = identifier if (create and profile_id == identifier) else ""
             reply = await self.batcher.call_with_packed_keys(
-                EVENT, event_keys.pack(profile_id), event_keys.count, (_msgpack(fields), static))
+                EVENT, event_keys.pack(profile_id), event_keys.count,
+                (_msgpack(fields), per_layout.limits, per_layout.aggregates, per_layout.signature))
             status = reply[0].decode()
             if status == "moved":
                 profile_id = reply[1].decode()
@@ -173,14 +188,20 @@ class ProfileStore:
             return status, reply
         raise StoreError(f"identifier {identifier!r} did not resolve within {MAX_HOPS} hops")
 
-    def _per_layout(self, layout: AggregateLayout) -> tuple[bytes, K.EventKeys]:
-        """What is the same for every event of one ruleset: the script's second
-        argument (limits and aggregate specs) and the key packer."""
+    def _per_layout(self, layout: AggregateLayout) -> "_PerLayout":
+        """What is the same for every event of one ruleset: the script's constant
+        arguments and the key packer."""
         cached = self._layout_cache.get(layout)
         if cached is None:
-            static = _msgpack([self.limits, list(layout.kinds), list(layout.bucket_ms),
-                               list(layout.n_buckets)])
-            cached = (static, K.EventKeys(layout.ids, self.stream_key))
+            # anon_ttl and stream_max as text: the script passes them to commands as they are
+            limits = [str(self.limits[0]), *self.limits[1:9], str(self.limits[9])]
+            cached = _PerLayout(
+                limits=_msgpack(limits),
+                aggregates=_msgpack([list(layout.kinds), list(layout.bucket_ms), list(layout.n_buckets)]),
+                signature=layout.signature,
+                specs=[(kind, bucket, n, str((n + 1) * bucket)) for kind, bucket, n
+                       in zip(layout.kinds, layout.bucket_ms, layout.n_buckets)],
+                keys=K.EventKeys(layout.ids, self.stream_key))
             self._layout_cache = {layout: cached}
         return cached
 
@@ -290,12 +311,14 @@ class ProfileStore:
         args = [
             o.now_ms, orjson.dumps(o.segments).decode() if o.segments is not None else "",
             orjson.dumps(o.tags).decode() if o.tags is not None else "",
-            _flat(o.traits), self.settings.profiles.max_traits,
-            [_delivery_arg(caps) for caps in o.deliveries], o.horizon_ms,
+            _flat(o.traits), self.settings.profiles.max_traits, o.horizon_ms,
             [x for pair in o.variants.items() for x in pair],
             [x for change in o.consent for x in change], list(o.engagement),
-            [x for entry in o.stream_entries for x in entry], self.settings.stream.max_length,
+            [x for entry in o.stream_entries for x in entry], str(self.settings.stream.max_length),
+            str(self.limits[0]),
         ]
+        for caps in o.deliveries:
+            args += _delivery_arg(caps)
         key = K.profile_key(profile_id)
         reply = await self.batcher.call(EFFECTS, [key, key + ":t", self.stream_key],
                                         [_msgpack(args)])
@@ -344,6 +367,16 @@ class ProfileStore:
                 return deleted
 
 
+@dataclass(frozen=True, slots=True)
+class _PerLayout:
+    limits: bytes  # the event script's ARGV[2]
+    aggregates: bytes  # ARGV[3]: kinds, bucket sizes, numbers of buckets
+    signature: str  # ARGV[4]
+    # per position: kind, bucket ms, number of buckets, the key's time to live (ms, as text)
+    specs: list[tuple[str, int, int, str]]
+    keys: K.EventKeys
+
+
 def choose_survivor(a: str, uid_a: str | None, b: str, uid_b: str | None) -> tuple[str, str]:
     """(survivor, merged): a profile with a customer id beats an anonymous one; then the smaller id."""
     rank_a = (uid_a is None, a)
@@ -352,14 +385,22 @@ def choose_survivor(a: str, uid_a: str | None, b: str, uid_b: str | None) -> tup
 
 
 _msgpack = msgspec.msgpack.Encoder().encode
+_unpack = msgspec.msgpack.Decoder().decode
 
 
 def _delivery_arg(caps: list[tuple[str, int, int]]) -> list[Any]:
-    """One delivery for effects.lua: the caps to check (with how many deliveries each
-    counts) and the delivery times to record per key."""
-    checks = [[key, per, most, count] for (key, per, most), count in Counter(caps).items()]
-    records = [[key, count] for key, count in deliveries_per_key(caps).items()]
-    return [checks, records]
+    """One delivery for effects.lua, flat: the number of caps to check, each cap (key,
+    window, max, how many deliveries it counts), the number of keys to record delivery
+    times under, each (key, how many times)."""
+    checks = Counter(caps)
+    records = deliveries_per_key(caps)
+    out: list[Any] = [len(checks)]
+    for (key, per, most), count in checks.items():
+        out += (key, per, most, count)
+    out.append(len(records))
+    for key, count in records.items():
+        out += (key, count)
+    return out
 
 
 def _flat(values: dict[str, Any]) -> list[Any]:
@@ -369,16 +410,22 @@ def _flat(values: dict[str, Any]) -> list[Any]:
 
 def decode_snapshot(reply: list[Any], layout: AggregateLayout) -> dict[str, Any]:
     """The event script's reply as the profile dict the rules read."""
-    _status, fields, traits_flat, cart_flat, recent_products, recent_categories, values = reply
+    _status, fields, traits_flat, cart_flat, recent_products, recent_categories, windowed = reply
     pid, fs, ls, visits, events, uid, segments, tags, cart_updated, claim, delivery = fields
     traits = {traits_flat[i].decode(): orjson.loads(traits_flat[i + 1])
               for i in range(0, len(traits_flat), 2)}
+    # [signature, lo, hi, position, value, until, ...] for every aggregate whose
+    # value is not 0 (see event.lua); an empty value is 0 for every kind
+    stored = _unpack(windowed)
+    values: list[Any] = [0] * len(layout.ids)
+    for k in range(3, len(stored), 3):
+        values[stored[k] - 1] = stored[k + 1]
     aggregates: dict[str, Any] = {}
     for agg_id, kind, raw in zip(layout.ids, layout.kinds, values):
         if kind == "sum":
             aggregates[agg_id] = float(raw)
         elif kind == "last":
-            aggregates[agg_id] = orjson.loads(raw) if raw else None
+            aggregates[agg_id] = orjson.loads(raw) if raw != 0 else None
         else:
             aggregates[agg_id] = raw
     return {
@@ -397,5 +444,13 @@ def decode_snapshot(reply: list[Any], layout: AggregateLayout) -> dict[str, Any]
         "verified": bool(uid),
         "user_id": uid.decode() if uid else None,
         "unverified_claim": claim.decode() if claim else None,
-        **decode_state(delivery),
+        **decode_state(_delivery_json(delivery)),
     }
+
+
+def _delivery_json(raw: bytes) -> bytes:
+    """The delivery state "dl" as JSON, as decode_state reads it: effects.lua writes
+    msgpack (a map, never starting with "{"); profiles not written since hold JSON."""
+    if raw and raw[0] != 0x7B:
+        return orjson.dumps(_unpack(raw))
+    return raw
