@@ -60,12 +60,14 @@ if #a > 12 or #variants > 0 or #consent > 0 or #engagement > 0 then
   dl.x = dl.x or {}
   dl.k = dl.k or {}
 
-  -- a delivery is all or nothing: every cap it counts towards must have room
+  -- a delivery is all or nothing: every cap it counts towards must have room.
+  -- From a[13] on, each delivery is laid out as described at the top.
   local none, k = {}, 13
   while k <= #a do
-    local ok, checks = true, k + 1
-    local records = checks + 4 * a[k]
-    for j = checks, records - 1, 4 do
+    local caps = k + 1               -- where its caps start
+    local records = caps + 4 * a[k]  -- where its number of records is
+    local ok = true
+    for j = caps, records - 1, 4 do
       local used, since = 0, now - a[j + 1]
       for _, t in ipairs(dl.c[a[j]] or none) do if t > since then used = used + 1 end end
       if used + a[j + 3] > a[j + 2] then ok = false end
