@@ -19,9 +19,9 @@ from rules.localtime import WEEKDAYS, zone_named
 ALWAYS_REACHABLE = frozenset({"web", "in_app"})  # the answer itself reaches the page or app
 
 
-def decode_state(raw: bytes | str | None) -> dict[str, Any]:
-    """The profile's delivery-related parts, from the stored "dl" JSON."""
-    state = orjson.loads(raw) if raw else {}
+def decode_state(raw: dict[str, Any] | bytes | str | None) -> dict[str, Any]:
+    """The profile's delivery-related parts, from the stored "dl" (decoded, or JSON)."""
+    state = raw if raw.__class__ is dict else orjson.loads(raw) if raw else {}
     hours = state.get("h") or [0] * engagement.HOURS
     last = state.get("l")
     return {

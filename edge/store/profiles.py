@@ -444,13 +444,14 @@ def decode_snapshot(reply: list[Any], layout: AggregateLayout) -> dict[str, Any]
         "verified": bool(uid),
         "user_id": uid.decode() if uid else None,
         "unverified_claim": claim.decode() if claim else None,
-        **decode_state(_delivery_json(delivery)),
+        **decode_state(_delivery_state(delivery)),
     }
 
 
-def _delivery_json(raw: bytes) -> bytes:
-    """The delivery state "dl" as JSON, as decode_state reads it: effects.lua writes
-    msgpack (a map, never starting with "{"); profiles not written since hold JSON."""
+def _delivery_state(raw: bytes | None) -> dict[str, Any] | bytes | None:
+    """The delivery state "dl" for decode_state: effects.lua writes msgpack (a map,
+    never starting with "{"), decoded here; profiles not written since hold JSON,
+    which decode_state reads itself."""
     if raw and raw[0] != 0x7B:
-        return orjson.dumps(_unpack(raw))
+        return _unpack(raw)
     return raw
