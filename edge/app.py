@@ -114,7 +114,9 @@ def create_app(settings: Settings, redis_url: str, clock: Any = None) -> IngestF
                       _redacted(redis_url), exc)
         heap.settle()
         tasks = [asyncio.create_task(_watch_rule_files(state)),
-                 asyncio.create_task(_follow_reloads(state))]
+                 asyncio.create_task(_follow_reloads(state)),
+                 # Applies recorded metrics about once a second, and once more when cancelled.
+                 asyncio.create_task(metrics.flush_periodically())]
         try:
             yield
         finally:

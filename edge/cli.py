@@ -101,7 +101,7 @@ def serve_command(args: argparse.Namespace) -> int:
     os.environ[ENV_REDIS] = redis_url
     metrics_dir = None
     if args.workers > 1:
-        # Metrics files are written on every request: keep them in memory where possible.
+        # Each worker writes its metrics files about once a second: keep them in memory where possible.
         shm = Path("/dev/shm")
         metrics_dir = tempfile.TemporaryDirectory(prefix="kairos-metrics-",
                                                   dir=str(shm) if shm.is_dir() else None)

@@ -101,8 +101,8 @@ async def _single(request: Request, headers: dict[str, str], state: EdgeState,
             outcome = await state.pipeline.handle(incoming, caller, _request_info(headers))
     except (RedisError, OSError, TimeoutError, StoreError) as exc:
         return _unavailable(state, exc)
-    state.metrics.events.labels(incoming.event["type"],
-                                "duplicate" if outcome.duplicate else "accepted").inc()
+    state.metrics.events.inc((incoming.event["type"],
+                              "duplicate" if outcome.duplicate else "accepted"))
     body: dict[str, Any] = {"success": True, "duplicate": outcome.duplicate, **outcome.answer}
     if not caller.is_public:
         body["profileId"] = outcome.profile_id
@@ -198,7 +198,7 @@ async def _batch(request: Request, headers: dict[str, str], state: EdgeState) ->
         # Some events may have landed; a retry of the same batch is counted once.
         return _unavailable(state, exc)
     duplicates = sum(counts)
-    state.metrics.events.labels("batch", "accepted").inc(len(incoming) - duplicates)
+    state.metrics.events.inc(("batch", "accepted"), len(incoming) - duplicates)
     response = json_response({"success": True, "accepted": len(incoming) - duplicates,
                               "duplicates": duplicates})
     _visitor_cookie(request, headers, caller, incoming[-1].event.get("anonymousId"), response)
