@@ -107,7 +107,8 @@ class Pipeline:
                                           caller.site, answered and not duplicate)
         self.metrics.rule_seconds.observe(time.perf_counter() - started)
 
-        rendered = await self.render(selection, incoming.event, profile, context)
+        rendered = await self.render(active.ruleset, selection, incoming.event, profile,
+                                     context)
         write = self._outcome(profile, decision, selection, rendered, incoming,
                               context, now, duplicate=status == "dup")
         if not write.is_empty():
@@ -116,7 +117,8 @@ class Pipeline:
             if refused:
                 # Another event of this person used the cap first: those rules give way.
                 selection.fired = [f for f in selection.fired if id(f) not in refused]
-                rendered = await self.render(selection, incoming.event, profile, context)
+                rendered = await self.render(active.ruleset, selection, incoming.event,
+                                             profile, context)
         return Outcome(rendered.answer(decision.segments), status == "dup", profile["id"])
 
     def decide(self, ruleset: Any, event: dict[str, Any], profile: dict[str, Any],
@@ -145,8 +147,8 @@ class Pipeline:
         else:
             profile["catalog"] = await catalog_variables(self.catalog, profile, set(lists))
 
-    async def render(self, selection: Selection, event: dict[str, Any], profile: dict[str, Any],
-                      context: dict[str, Any]) -> Rendered:
+    async def render(self, ruleset: Any, selection: Selection, event: dict[str, Any],
+                     profile: dict[str, Any], context: dict[str, Any]) -> Rendered:
         if not selection.fired:
             return Rendered()
         variables = {
@@ -154,16 +156,22 @@ class Pipeline:
             "cart": profile["cart"], "aggregates": profile["aggregates"], "context": context,
             "segments": selection.segments,
         }
+        if self.catalog is not None and not ruleset.content_names.isdisjoint(CATALOG_NAMES):
+            await self._catalog_for_content(selection, profile, variables)
+        locale = profile["traits"].get("locale") or context.get("locale")
+        return render(selection, variables, locale if isinstance(locale, str) else None,
+                      context.get("timezone"))
+
+    async def _catalog_for_content(self, selection: Selection, profile: dict[str, Any],
+                                   variables: dict[str, Any]) -> None:
+        """Adds the catalog lists the winners' templates read to their variables."""
         needed = needed_names(selection) & CATALOG_NAMES
-        if needed and self.catalog is not None:
+        if needed:
             read = profile.get("catalog") or {}  # what the conditions read is not read twice
             variables.update(read)
             missing = needed - read.keys()
             if missing:
                 variables.update(await catalog_variables(self.catalog, profile, missing))
-        locale = profile["traits"].get("locale") or context.get("locale")
-        return render(selection, variables, locale if isinstance(locale, str) else None,
-                      context.get("timezone"))
 
     def _outcome(self, profile: dict[str, Any], decision: Any, selection: Selection,
                  rendered: Rendered, incoming: Incoming, context: dict[str, Any], now: int,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .aggregates import AggregateSpec
 from .arbitration import Arbiter, RulePlan
 from .decision import Decision
-from .definitions import ExperimentDef, PolicyDef, SegmentDef
+from .definitions import ExperimentDef, PolicyDef, SegmentDef, action_templates
 from .dispatch import DispatchTable
 
 
@@ -46,6 +46,11 @@ class Ruleset:
         self.catalog_lists = catalog_lists
         # The segment definitions by id (as decide() lists them), for /v1/explain.
         self.segments = segments
+        # Top-level names any rule's content reads: the edge fetches catalog lists for
+        # the winners' templates only when some template could read one.
+        self.content_names = frozenset(
+            name for plan in plans for action in plan.rule.actions
+            for template in action_templates(action) for name in template.names)
         self._decide_table = decide_table
         self._updates_table = updates_table
         # decide() reads these directly: one method call less per event.

@@ -130,7 +130,7 @@ async def _explanation(state: EdgeState, active: ActiveRules, profile: dict[str,
     await state.pipeline.read_catalog(ruleset, profile)
     decision, selection = state.pipeline.decide(ruleset, event, profile, context, now, caller.site)
     # The hot path's own rendering (catalog data only read), so explain cannot drift from it.
-    rendered = await state.pipeline.render(selection, event, profile, context)
+    rendered = await state.pipeline.render(ruleset, selection, event, profile, context)
 
     rules = explain_rules(ruleset, event, profile, context, now, selection.trace,
                           decision.segments)

@@ -19,6 +19,8 @@ from edge.store.scripts import ALL, Script
 class ScriptBatcher:
     def __init__(self, url: str) -> None:
         self.connection = PipelinedConnection(url)
+        # (script sha, key count) -> "EVALSHA sha count" as RESP: the same few per script
+        self._heads: dict[tuple[str, int], bytes] = {}
 
     async def load_scripts(self) -> None:
         for script in ALL:
@@ -39,8 +41,11 @@ class ScriptBatcher:
     async def call_with_packed_keys(self, script: Script, packed_keys: bytes, key_count: int,
                                     args: Sequence[Any]) -> Any:
         """Like call, with the keys already packed as RESP (see keys.EventKeys)."""
-        packed = (b"*%d\r\n" % (3 + key_count + len(args))
-                  + pack_arguments(("EVALSHA", script.sha, key_count)) + packed_keys
+        head = self._heads.get((script.sha, key_count))
+        if head is None:
+            head = self._heads[script.sha, key_count] = pack_arguments(
+                ("EVALSHA", script.sha, key_count))
+        packed = (b"*%d\r\n" % (3 + key_count + len(args)) + head + packed_keys
                   + pack_arguments(args))
         try:
             return await self.connection.send(packed)

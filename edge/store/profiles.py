@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Sequence
 
 import msgspec
@@ -388,10 +389,17 @@ _msgpack = msgspec.msgpack.Encoder().encode
 _unpack = msgspec.msgpack.Decoder().decode
 
 
-def _delivery_arg(caps: list[tuple[str, int, int]]) -> list[Any]:
+def _delivery_arg(caps: Sequence[tuple[str, int, int]]) -> tuple[Any, ...]:
     """One delivery for effects.lua, flat: the number of caps to check, each cap (key,
     window, max, how many deliveries it counts), the number of keys to record delivery
     times under, each (key, how many times)."""
+    return _delivery_arg_of(tuple(caps))
+
+
+# A delivery's argument depends only on its caps, which come from the rule (and the
+# channel it went out on): a few shapes per ruleset, worked out once each.
+@lru_cache(maxsize=4096)
+def _delivery_arg_of(caps: tuple[tuple[str, int, int], ...]) -> tuple[Any, ...]:
     checks = Counter(caps)
     records = deliveries_per_key(caps)
     out: list[Any] = [len(checks)]
@@ -400,7 +408,7 @@ def _delivery_arg(caps: list[tuple[str, int, int]]) -> list[Any]:
     out.append(len(records))
     for key, count in records.items():
         out += (key, count)
-    return out
+    return tuple(out)
 
 
 def _flat(values: dict[str, Any]) -> list[Any]:
