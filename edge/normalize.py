@@ -55,6 +55,34 @@ def to_ms(moment: datetime) -> int:
 
 def check_limits(value: Any, path: str, limits: Limits, depth: int = 0) -> None:
     """Depth, keys per object, items per list and string length, naming the first offender."""
+    # Nearly every event is within its limits: check without building the path of
+    # every value, and only when something is off look again to name it.
+    if not _within_limits(value, limits, depth):
+        _name_offender(value, path, limits, depth)
+        raise InputError(path, "exceeds a limit")  # not reached: the offender is named above
+
+
+def _within_limits(value: Any, limits: Limits, depth: int) -> bool:
+    """The checks of _name_offender, as a yes or no."""
+    if isinstance(value, str):
+        return len(value) <= limits.max_string_length
+    if isinstance(value, dict):
+        if depth >= limits.max_depth or len(value) > limits.max_properties:
+            return False
+        longest_key = limits.max_id_length
+        for key, item in value.items():
+            if len(key) > longest_key or not _within_limits(item, limits, depth + 1):
+                return False
+        return True
+    if isinstance(value, list):
+        if depth >= limits.max_depth or len(value) > limits.max_properties:
+            return False
+        return all(_within_limits(item, limits, depth + 1) for item in value)
+    return not isinstance(value, float) or math.isfinite(value)
+
+
+def _name_offender(value: Any, path: str, limits: Limits, depth: int) -> None:
+    """Raises InputError naming the first value past a limit, if there is one."""
     if isinstance(value, str):
         if len(value) > limits.max_string_length:
             raise InputError(path, f"string longer than {limits.max_string_length} characters")
@@ -66,14 +94,14 @@ def check_limits(value: Any, path: str, limits: Limits, depth: int = 0) -> None:
         for key, item in value.items():
             if len(key) > limits.max_id_length:
                 raise InputError(path, f"key longer than {limits.max_id_length} characters")
-            check_limits(item, f"{path}.{key}", limits, depth + 1)
+            _name_offender(item, f"{path}.{key}", limits, depth + 1)
     elif isinstance(value, list):
         if depth >= limits.max_depth:
             raise InputError(path, f"nested deeper than {limits.max_depth} levels")
         if len(value) > limits.max_properties:
             raise InputError(path, f"more than {limits.max_properties} items")
         for index, item in enumerate(value):
-            check_limits(item, f"{path}[{index}]", limits, depth + 1)
+            _name_offender(item, f"{path}[{index}]", limits, depth + 1)
     elif isinstance(value, float) and not math.isfinite(value):
         raise InputError(path, "number is not finite")
 

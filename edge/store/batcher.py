@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 from redis.exceptions import NoScriptError
 
-from edge.store.pipelined import PipelinedConnection, pack, pack_arguments
+from edge.store.pipelined import PipelinedConnection, pack_arguments
 from edge.store.scripts import ALL, Script
 
 
@@ -27,26 +27,22 @@ class ScriptBatcher:
             await self.connection.execute("SCRIPT", "LOAD", script.source)
 
     async def call(self, script: Script, keys: Sequence[str | bytes], args: Sequence[Any]) -> Any:
-        packed = pack(("EVALSHA", script.sha, len(keys), *keys, *args))
-        try:
-            return await self.connection.send(packed)
-        except NoScriptError:
-            await self.load_scripts()
-            return await self.connection.send(packed)
+        return await self.call_packed(script, pack_arguments(keys), len(keys),
+                                      pack_arguments(args), len(args))
 
     async def command(self, *args: Any) -> Any:
         """Any other command on the hot path, pipelined the same way."""
         return await self.connection.execute(*args)
 
-    async def call_with_packed_keys(self, script: Script, packed_keys: bytes, key_count: int,
-                                    args: Sequence[Any]) -> Any:
-        """Like call, with the keys already packed as RESP (see keys.EventKeys)."""
+    async def call_packed(self, script: Script, packed_keys: bytes, key_count: int,
+                          packed_args: bytes, arg_count: int) -> Any:
+        """EVALSHA with its keys and arguments already packed as RESP (pack_arguments):
+        the hot path packs what does not change per event once (see keys.EventKeys)."""
         head = self._heads.get((script.sha, key_count))
         if head is None:
             head = self._heads[script.sha, key_count] = pack_arguments(
                 ("EVALSHA", script.sha, key_count))
-        packed = (b"*%d\r\n" % (3 + key_count + len(args)) + head + packed_keys
-                  + pack_arguments(args))
+        packed = (b"*%d\r\n" % (3 + key_count + arg_count)) + head + packed_keys + packed_args
         try:
             return await self.connection.send(packed)
         except NoScriptError:

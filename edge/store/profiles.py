@@ -25,6 +25,7 @@ from edge.config import Settings
 from edge.normalize import Incoming
 from edge.store import keys as K
 from edge.store.batcher import ScriptBatcher
+from edge.store.pipelined import pack_arguments
 from edge.store.scripts import DROP_POINTER, EFFECTS, EVENT, LINK, MERGE
 from rules.arbitration import deliveries_per_key
 
@@ -169,9 +170,9 @@ class ProfileStore:
         event_keys = per_layout.keys
         for _ in range(MAX_HOPS):
             fields[1] = identifier if (create and profile_id == identifier) else ""
-            reply = await self.batcher.call_with_packed_keys(
+            reply = await self.batcher.call_packed(
                 EVENT, event_keys.pack(profile_id), event_keys.count,
-                (_msgpack(fields), per_layout.limits, per_layout.aggregates, per_layout.signature))
+                pack_arguments((_msgpack(fields),)) + per_layout.constants, 4)
             status = reply[0].decode()
             if status == "moved":
                 profile_id = reply[1].decode()
@@ -197,9 +198,10 @@ class ProfileStore:
             # anon_ttl and stream_max as text: the script passes them to commands as they are
             limits = [str(self.limits[0]), *self.limits[1:9], str(self.limits[9])]
             cached = _PerLayout(
-                limits=_msgpack(limits),
-                aggregates=_msgpack([list(layout.kinds), list(layout.bucket_ms), list(layout.n_buckets)]),
-                signature=layout.signature,
+                constants=pack_arguments((
+                    _msgpack(limits),
+                    _msgpack([list(layout.kinds), list(layout.bucket_ms), list(layout.n_buckets)]),
+                    layout.signature)),
                 specs=[(kind, bucket, n, str((n + 1) * bucket)) for kind, bucket, n
                        in zip(layout.kinds, layout.bucket_ms, layout.n_buckets)],
                 keys=K.EventKeys(layout.ids, self.stream_key))
@@ -370,9 +372,9 @@ class ProfileStore:
 
 @dataclass(frozen=True, slots=True)
 class _PerLayout:
-    limits: bytes  # the event script's ARGV[2]
-    aggregates: bytes  # ARGV[3]: kinds, bucket sizes, numbers of buckets
-    signature: str  # ARGV[4]
+    # the event script's ARGV[2] (limits), ARGV[3] (kinds, bucket sizes, numbers of
+    # buckets) and ARGV[4] (their signature), packed as RESP
+    constants: bytes
     # per position: kind, bucket ms, number of buckets, the key's time to live (ms, as text)
     specs: list[tuple[str, int, int, str]]
     keys: K.EventKeys
