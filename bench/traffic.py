@@ -28,8 +28,11 @@ def make_requests(n: int, population: int = 10_000, seed: int = 7) -> list[tuple
     for i in range(n):
         visitor = rng.randrange(population)
         kind = rng.choice(kinds)
-        product = f"sku-{rng.randrange(500)}"
-        category = CATEGORIES[hash(product) % len(CATEGORIES)]
+        number = rng.randrange(500)
+        product = f"sku-{number}"
+        # Each product keeps one category, in every run and every process (str hashes
+        # are salted per process, so hash() would not do).
+        category = CATEGORIES[number % len(CATEGORIES)]
         base = {"anonymousId": f"anon-{visitor}", "messageId": f"bench-{seed}-{i}",
                 "context": {"page": {"path": rng.choice(PATHS), "url": "https://shop.example/"},
                             "userAgent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/120",
