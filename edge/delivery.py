@@ -14,7 +14,7 @@ import orjson
 
 from edge import consent, engagement
 from rules.arbitration import Person
-from rules.localtime import WEEKDAYS, zone_named
+from rules.localtime import WEEKDAYS, LocalTimeCache, zone_named
 
 ALWAYS_REACHABLE = frozenset({"web", "in_app"})  # the answer itself reaches the page or app
 
@@ -47,10 +47,17 @@ def reachable_channels(traits: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(found)
 
 
+# Every event asks for the person's wall clock; per zone it changes once a minute.
+_LOCAL_TIME = LocalTimeCache()
+
+
 def local_clock(now_ms: int, timezone: str | None) -> tuple[str, int, str]:
     """(weekday, minute of the day, "YYYY-MM-DD") on the person's clock."""
-    moment = datetime.fromtimestamp(now_ms / 1000, zone_named(timezone))
-    return WEEKDAYS[moment.weekday()], moment.hour * 60 + moment.minute, moment.date().isoformat()
+    hour, minute, weekday, date = _LOCAL_TIME.fields(now_ms, timezone)
+    if hour is None:  # a time the cache does not handle: as datetime works it out
+        moment = datetime.fromtimestamp(now_ms / 1000, zone_named(timezone))
+        return WEEKDAYS[moment.weekday()], moment.hour * 60 + moment.minute, moment.date().isoformat()
+    return weekday, hour * 60 + minute, date
 
 
 def local_hour(ts_ms: int, timezone: str | None) -> int:

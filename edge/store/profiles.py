@@ -65,6 +65,16 @@ class AggregateLayout:
     kinds: tuple[str, ...]
     bucket_ms: tuple[int, ...]
     n_buckets: tuple[int, ...]
+    # Positions of the sums and of the last values, whose values the event script's
+    # reply carries in another form than the rules read (see decode_snapshot).
+    sums: tuple[int, ...] = field(default=(), compare=False)
+    lasts: tuple[int, ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        positions = {kind: tuple(i for i, k in enumerate(self.kinds) if k == kind)
+                     for kind in ("sum", "last")}
+        object.__setattr__(self, "sums", positions["sum"])
+        object.__setattr__(self, "lasts", positions["last"])
 
     @classmethod
     def of(cls, aggregates: Sequence[Any]) -> "AggregateLayout":
@@ -129,7 +139,9 @@ class ProfileStore:
             p.session_gap_minutes * 60_000, settings.stream.max_length,
         ]
         self.limits_arg = ",".join(str(v) for v in self.limits)
-        self._layout_cache: dict[AggregateLayout, _PerLayout] = {}
+        # the layout of the rules loaded, and what its events share (see _per_layout)
+        self._layout: AggregateLayout | None = None
+        self._layout_shared: _PerLayout | None = None
 
     # -- events -----------------------------------------------------------------------------
 
@@ -193,20 +205,21 @@ class ProfileStore:
     def _per_layout(self, layout: AggregateLayout) -> "_PerLayout":
         """What is the same for every event of one ruleset: the script's constant
         arguments and the key packer."""
-        cached = self._layout_cache.get(layout)
-        if cached is None:
-            # anon_ttl and stream_max as text: the script passes them to commands as they are
-            limits = [str(self.limits[0]), *self.limits[1:9], str(self.limits[9])]
-            cached = _PerLayout(
-                constants=pack_arguments((
-                    _msgpack(limits),
-                    _msgpack([list(layout.kinds), list(layout.bucket_ms), list(layout.n_buckets)]),
-                    layout.signature)),
-                specs=[(kind, bucket, n, str((n + 1) * bucket)) for kind, bucket, n
-                       in zip(layout.kinds, layout.bucket_ms, layout.n_buckets)],
-                keys=K.EventKeys(layout.ids, self.stream_key))
-            self._layout_cache = {layout: cached}
-        return cached
+        # The loaded rules' layout is one object for every event until a reload.
+        if layout is self._layout:
+            return self._layout_shared  # type: ignore[return-value]
+        # anon_ttl and stream_max as text: the script passes them to commands as they are
+        limits = [str(self.limits[0]), *self.limits[1:9], str(self.limits[9])]
+        shared = _PerLayout(
+            constants=pack_arguments((
+                _msgpack(limits),
+                _msgpack([list(layout.kinds), list(layout.bucket_ms), list(layout.n_buckets)]),
+                layout.signature)),
+            specs=[(kind, bucket, n, str((n + 1) * bucket)) for kind, bucket, n
+                   in zip(layout.kinds, layout.bucket_ms, layout.n_buckets)],
+            keys=K.EventKeys(layout.ids, self.stream_key))
+        self._layout, self._layout_shared = layout, shared
+        return shared
 
     # -- identity -----------------------------------------------------------------------------
 
@@ -430,14 +443,12 @@ def decode_snapshot(reply: list[Any], layout: AggregateLayout) -> dict[str, Any]
     values: list[Any] = [0] * len(layout.ids)
     for k in range(3, len(stored), 3):
         values[stored[k] - 1] = stored[k + 1]
-    aggregates: dict[str, Any] = {}
-    for agg_id, kind, raw in zip(layout.ids, layout.kinds, values):
-        if kind == "sum":
-            aggregates[agg_id] = float(raw)
-        elif kind == "last":
-            aggregates[agg_id] = orjson.loads(raw) if raw != 0 else None
-        else:
-            aggregates[agg_id] = raw
+    for position in layout.sums:
+        values[position] = float(values[position])
+    for position in layout.lasts:
+        raw = values[position]
+        values[position] = orjson.loads(raw) if raw != 0 else None
+    aggregates = dict(zip(layout.ids, values))
     return {
         "id": pid.decode(),
         "traits": traits,
