@@ -8,6 +8,7 @@ import redis.asyncio as aioredis
 
 from edge.auth import KeyRing
 from edge.config import Settings
+from edge.deadline import Deadline
 from edge.metrics import Metrics
 from edge.pipeline import Pipeline
 from edge.rulebook import Rulebook
@@ -26,3 +27,11 @@ class EdgeState:
     metrics: Metrics
     allowed_origins: frozenset[str] = field(default_factory=frozenset)
     catalog: CatalogStore | None = None
+    # How long one event, and one batch, may wait on Redis before the caller gets 503.
+    event_deadline: Deadline = field(init=False)
+    batch_deadline: Deadline = field(init=False)
+
+    def __post_init__(self) -> None:
+        seconds = self.settings.redis.deadline_ms / 1000
+        self.event_deadline = Deadline(seconds)
+        self.batch_deadline = Deadline(seconds * 5)

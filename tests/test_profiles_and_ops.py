@@ -164,3 +164,28 @@ def test_profiles_are_bounded(edge, redis_client):
     # the number of traits is capped (10 in the test settings); traits keep their types
     traits = edge.profile("user:known").json()["traits"]
     assert len(traits) == 10 and all(traits[name] == int(name[1:]) for name in traits)
+
+
+def test_a_stalled_redis_answers_503_at_the_deadline_and_then_recovers(redis_url, tmp_path):
+    import redis as redis_sync
+
+    from edge.store.embedded import EmbeddedRedis
+    from tests.support import LiveEdge, write_config
+
+    stalled = EmbeddedRedis(tmp_path / "stalled", persistent=False)
+    stalled.start()
+    try:
+        with LiveEdge(write_config(tmp_path / "config"), stalled.url) as live:
+            assert live.post("/v1/page", {"anonymousId": "s"}).status_code == 200
+            # Redis holds every command for 2.5 s; the edge waits 1 s (redis.deadline_ms).
+            redis_sync.Redis.from_url(stalled.url).execute_command("CLIENT", "PAUSE", 2500, "ALL")
+            started = time.monotonic()
+            r = live.post("/v1/page", {"anonymousId": "s"})
+            waited = time.monotonic() - started
+            assert r.status_code == 503 and r.headers["retry-after"] == "1"
+            assert 0.9 < waited < 2.4
+            time.sleep(2.5 - waited + 0.2)
+            after = live.post("/v1/page", {"anonymousId": "s"})
+            assert after.status_code == 200 and after.json()["success"] is True
+    finally:
+        stalled.stop()

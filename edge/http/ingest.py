@@ -97,7 +97,7 @@ async def _single(request: Request, headers: dict[str, str], state: EdgeState,
     except AuthError as exc:
         return auth_error_response(exc)
     try:
-        async with asyncio.timeout(settings.redis.deadline_ms / 1000):
+        async with state.event_deadline():
             outcome = await state.pipeline.handle(incoming, caller, _request_info(headers))
     except (RedisError, OSError, TimeoutError, StoreError) as exc:
         return _unavailable(state, exc)
@@ -192,7 +192,7 @@ async def _batch(request: Request, headers: dict[str, str], state: EdgeState) ->
         return duplicates
 
     try:
-        async with asyncio.timeout(settings.redis.deadline_ms / 1000 * 5):
+        async with state.batch_deadline():
             counts = await asyncio.gather(*(run(v) for v in by_person.values()))
     except (RedisError, OSError, TimeoutError, StoreError) as exc:
         # Some events may have landed; a retry of the same batch is counted once.
