@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from typing import Any, Sequence
+from typing import Any, Awaitable, Sequence
 from urllib.parse import unquote, urlsplit
 
 import hiredis
@@ -109,10 +109,16 @@ class PipelinedConnection:
     async def execute(self, *args: Any) -> Any:
         return await self.send(pack(args))
 
-    async def send(self, packed: bytes) -> Any:
+    def send(self, packed: bytes) -> Awaitable[Any]:
+        """Queue one packed command; await the result for its reply.
+
+        Connected (nearly always), this is the reply's future itself: awaiting it
+        adds no coroutine to the chain a reply resumes (each one costs a little
+        on every reply of every request).
+        """
         protocol = self._protocol
         if protocol is None or protocol.lost is not None:
-            protocol = await self._connect()
+            return self._send_connecting(packed)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         protocol.waiting.append(future)
@@ -120,7 +126,11 @@ class PipelinedConnection:
         if not self._flush_scheduled:
             self._flush_scheduled = True
             loop.call_soon(self._flush, protocol)
-        return await future
+        return future
+
+    async def _send_connecting(self, packed: bytes) -> Any:
+        await self._connect()
+        return await self.send(packed)
 
     def _flush(self, protocol: _Protocol) -> None:
         self._flush_scheduled = False
