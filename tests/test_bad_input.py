@@ -64,6 +64,23 @@ def test_body_too_large(edge):
     error(raw(edge, "/v1/track", big), 413, "body")
 
 
+def chunks(data: bytes, size: int):
+    """A body sent in pieces, without Content-Length (chunked transfer encoding)."""
+    for start in range(0, len(data), size):
+        yield data[start:start + size]
+
+
+def test_a_chunked_body_is_read_whole_and_held_to_the_limit(edge):
+    body = orjson.dumps({"event": "Chunked", "anonymousId": "chunky", "properties": {"n": 1}})
+    r = edge.http.post("/v1/track", content=chunks(body, 7),
+                       headers={**basic(SECRET_KEY), "Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+    big = orjson.dumps({"event": "E", "anonymousId": "x", "properties": {"s": "x" * 70_000}})
+    r = edge.http.post("/v1/track", content=chunks(big, 4096),
+                       headers={**basic(SECRET_KEY), "Content-Type": "application/json"})
+    error(r, 413, "body")
+
+
 def test_too_deep(edge):
     nested: dict = {}
     cur = nested
