@@ -1,11 +1,15 @@
 """HTTP benchmark: the edge against a floor server, side by side, in one run.
 
-Starts a local redis-server (the embedded one), then one target at a time
-(bare Starlette, the floor with one EVALSHA per request through redis.asyncio,
-and the edge with the realistic 200-rule corpus), each with the same number of
-uvicorn workers, and drives each with the same realistic event mix:
+Starts every target at once, each with the same number of uvicorn workers and
+its own redis-server (the embedded one): bare Starlette, the floor with one
+EVALSHA per request through redis.asyncio, and the edge with the realistic
+200-rule corpus. Each is driven with the same realistic event mix:
 
-- closed loop (saturation): req/s, p50, p99;
+- closed loop (saturation): req/s, p50, p99, and CPU per request of the server
+  and of its Redis, in --rounds rounds that take turns between the targets
+  (bare, floor, edge, bare, ...), so that a slow spell of this shared machine
+  falls on all of them rather than on whichever ran then; the round with the
+  median req/s is reported, with every round's figures;
 - open loop at a fixed rate (default 2,000 req/s): p50, p99 without
   coordinated omission.
 
@@ -34,7 +38,6 @@ from pathlib import Path
 
 import httpx
 import orjson
-import redis
 
 from bench.population import load_and_measure
 from bench.traffic import make_requests
@@ -122,28 +125,52 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def run_target(name: str, command: list[str], port: int, requests_file: str,
-               args: argparse.Namespace, redis_url: str, ready_path: str, redis_pid: int) -> dict:
-    redis.Redis.from_url(redis_url).flushall()
+def run_targets(targets: list[str], args: argparse.Namespace, config: Path | None,
+                tmp_path: Path) -> dict[str, dict]:
+    """Every target at once, measured in saturation rounds that take turns between them."""
+    servers: dict[str, EmbeddedRedis] = {}
+    running: dict[str, tuple[subprocess.Popen, int]] = {}
+    rounds: dict[str, list[dict]] = {target: [] for target in targets}
+    results: dict[str, dict] = {}
+    n = int((args.duration + args.warmup) * 20_000)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
-        wait_up(port, process, ready_path)
-        # CPU per request is steadier than throughput on a shared machine: it does
-        # not depend on how much of the CPU the other tenants leave us.
-        before = cpu_seconds(process.pid), cpu_seconds(redis_pid)
-        saturation = load(port, requests_file, "closed", args)
-        after = cpu_seconds(process.pid), cpu_seconds(redis_pid)
-        sent = saturation.pop("sent")
-        saturation["server_cpu_us_per_request"] = round((after[0] - before[0]) / sent * 1e6, 1)
-        saturation["redis_cpu_us_per_request"] = round((after[1] - before[1]) / sent * 1e6, 1)
-        result = {"saturation": saturation}
-        redis.Redis.from_url(redis_url).flushall()
-        result["fixed_rate"] = load(port, requests_file, "open", args)
+        for target in targets:
+            server = servers[target] = EmbeddedRedis(tmp_path / f"redis-{target}", persistent=False)
+            server.start()
+            port = free_port()
+            if target == "edge":
+                command, ready = edge_command(port, args, config, server.url), "/readyz"
+            else:
+                kind = "bare" if target == "bare" else "evalsha"
+                command = [sys.executable, "-m", "bench.floor", kind, str(port),
+                           str(args.workers), server.url]
+                ready = "/healthz"
+            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                       text=True, env=env)
+            running[target] = (process, port)
+            wait_up(port, process, ready)
+        requests_file = tmp_path / "requests.json"
+        for round_index in range(args.rounds):
+            # New messageIds every round: a repeat would be answered as a cheap duplicate.
+            requests_file.write_bytes(orjson.dumps(make_requests(n, seed=100 + round_index)))
+            for target in targets:
+                process, port = running[target]
+                rounds[target].append(saturation_round(process.pid, port, servers[target].pid,
+                                                       str(requests_file), args))
+                print(f"{target} round {round_index + 1}: {rounds[target][-1]}", file=sys.stderr)
+        requests_file.write_bytes(orjson.dumps(make_requests(n, seed=999)))
+        for target in targets:
+            results[target] = {"saturation": median_round(rounds[target]),
+                               "fixed_rate": load(running[target][1], str(requests_file), "open",
+                                                  args)}
+            print(f"{target}: {results[target]}", file=sys.stderr)
     finally:
-        stop(process)
-    print(f"{name}: {result}", file=sys.stderr)
-    return result
+        for process, _port in running.values():
+            stop(process)
+        for server in servers.values():
+            server.stop()
+    return results
 
 
 def size_label(size: int) -> str:
@@ -247,33 +274,16 @@ def main() -> None:
                              "preloaded profiles (instead of the plain edge run), with traffic "
                              "over those visitors")
     parser.add_argument("--rounds", type=int, default=3,
-                        help="with --population: alternating saturation rounds per count")
+                        help="saturation rounds per target (or per population count), taking turns")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="kairos-bench-") as tmp:
         tmp_path = Path(tmp)
         wants_edge = "edge" in args.targets or args.population
         config = write_config(tmp_path / "config", args.rules) if wants_edge else None
-        requests_file = str(tmp_path / "requests.json")
-        n = int((args.duration + args.warmup) * 20_000)
-        Path(requests_file).write_bytes(orjson.dumps(make_requests(n)))
-        results: dict[str, dict] = {}
+        targets = [t for t in args.targets.split(",") if not (t == "edge" and args.population)]
+        results: dict[str, dict] = run_targets(targets, args, config, tmp_path) if targets else {}
         populations: dict[str, dict] = {}
-        with EmbeddedRedis(tmp_path / "redis", persistent=False) as server:
-            for target in args.targets.split(","):
-                port = free_port()
-                if target == "edge" and args.population:
-                    continue  # run below, on each population
-                if target == "edge":
-                    command = edge_command(port, args, config, server.url)
-                    ready = "/readyz"
-                else:
-                    kind = "bare" if target == "bare" else "evalsha"
-                    command = [sys.executable, "-m", "bench.floor", kind, str(port),
-                               str(args.workers), server.url]
-                    ready = "/healthz"
-                results[target] = run_target(target, command, port, requests_file, args, server.url,
-                                             ready, server.pid)
         if args.population:
             by_size, populations = run_populations(args, config, tmp_path)
             results |= by_size
@@ -283,14 +293,14 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform()},
         "settings": {"workers": args.workers, "duration_s": args.duration,
-                     "concurrency": args.concurrency, "fixed_rate_rps": args.rate, "rules": args.rules},
+                     "concurrency": args.concurrency, "fixed_rate_rps": args.rate, "rules": args.rules,
+                     "rounds": args.rounds},
         "results": results,
     }
     if populations:
         # Load time, memory per profile and keys per profile, for the 200-rule corpus's aggregates.
         report["population"] = populations
         edges = [name for name in results if name.startswith("edge@")]
-        report["settings"]["rounds"] = args.rounds
         if len(edges) >= 2:
             first, last = results[edges[0]]["saturation"], results[edges[-1]]["saturation"]
             ratio = f"{edges[-1][5:]}_vs_{edges[0][5:]}"
