@@ -310,8 +310,13 @@ def main() -> None:
                 key = f"{side}_cpu_us_per_request"
                 report[f"{side}_cpu_{ratio}"] = round(last[key] / first[key], 3)
     if "edge" in results and "floor" in results:
-        report["edge_vs_floor_throughput"] = round(
-            results["edge"]["saturation"]["rps"] / results["floor"]["saturation"]["rps"], 3)
+        edge, floor = results["edge"]["saturation"], results["floor"]["saturation"]
+        report["edge_vs_floor_throughput"] = round(edge["rps"] / floor["rps"], 3)
+        # Each round's edge against the floor round just before it: pairs that saw
+        # about the same machine, the steadier comparison.
+        paired = sorted(e / f for e, f in zip(edge["rounds_rps"], floor["rounds_rps"]))
+        report["edge_vs_floor_by_round"] = [round(ratio, 3) for ratio in paired]
+        report["edge_vs_floor_median_of_rounds"] = round(paired[len(paired) // 2], 3)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"{report['date']}-{args.name}.json"
     out.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
