@@ -8,7 +8,7 @@ Redis) the scripts are loaded and the call repeated.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Awaitable, Sequence
 
 from redis.exceptions import NoScriptError
 
@@ -26,9 +26,10 @@ class ScriptBatcher:
         for script in ALL:
             await self.connection.execute("SCRIPT", "LOAD", script.source)
 
-    async def call(self, script: Script, keys: Sequence[str | bytes], args: Sequence[Any]) -> Any:
-        return await self.call_packed(script, pack_arguments(keys), len(keys),
-                                      pack_arguments(args), len(args))
+    def call(self, script: Script, keys: Sequence[str | bytes], args: Sequence[Any]) -> Awaitable[Any]:
+        """EVALSHA of a script with these keys and arguments: await it for the reply."""
+        return self.call_packed(script, pack_arguments(keys), len(keys),
+                                pack_arguments(args), len(args))
 
     async def command(self, *args: Any) -> Any:
         """Any other command on the hot path, pipelined the same way."""
