@@ -4,12 +4,16 @@
 - `evalsha`: the same plus one EVALSHA per request through redis.asyncio — the
   least any Redis-backed edge must do. Its script touches a per-person hash and
   returns it, like a minimal profile update.
+- `pipelined`: the same EVALSHA through the edge's own hot-path Redis layer
+  (edge.store.batcher: RESP packed by hand, the calls of one loop tick in one
+  write, replies parsed by hiredis) — the floor for an edge that uses it.
 
-Run: python -m bench.floor {bare|evalsha} PORT WORKERS REDIS_URL
+Run: python -m bench.floor {bare|evalsha|pipelined} PORT WORKERS REDIS_URL
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 
@@ -20,6 +24,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from edge.store.batcher import ScriptBatcher
 
 FLOOR_SCRIPT = """
 redis.call('HINCRBY', KEYS[1], 'n', 1)
@@ -53,11 +59,39 @@ def evalsha_app() -> Starlette:
     return Starlette(routes=[Route("/v1/{kind}", endpoint, methods=["POST"])])
 
 
+class _FloorScript:
+    """FLOOR_SCRIPT in the shape edge.store.batcher calls (its SHA and source)."""
+
+    source = FLOOR_SCRIPT
+    sha = hashlib.sha1(FLOOR_SCRIPT.encode()).hexdigest()
+
+
+def pipelined_app() -> Starlette:
+    batcher = ScriptBatcher(os.environ["FLOOR_REDIS_URL"])
+    loaded: list[bool] = []
+
+    async def endpoint(request: Request) -> Response:
+        body = orjson.loads(await request.body())
+        if not loaded:
+            await batcher.command("SCRIPT", "LOAD", FLOOR_SCRIPT)
+            loaded.append(True)
+        person = body.get("userId") or body.get("anonymousId")
+        reply = await batcher.call(_FloorScript, ["{f:" + str(person) + "}"],  # type: ignore[arg-type]
+                                   [body.get("messageId", "")])
+        return Response(orjson.dumps({"success": True, "fields": len(reply)}),
+                        media_type="application/json")
+
+    return Starlette(routes=[Route("/v1/{kind}", endpoint, methods=["POST"])])
+
+
+APPS = {"bare": "bench.floor:bare_app", "evalsha": "bench.floor:evalsha_app",
+        "pipelined": "bench.floor:pipelined_app"}
+
+
 def main() -> None:
     kind, port, workers, redis_url = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     os.environ["FLOOR_REDIS_URL"] = redis_url
-    factory = "bench.floor:bare_app" if kind == "bare" else "bench.floor:evalsha_app"
-    uvicorn.run(factory, factory=True, host="127.0.0.1", port=port, workers=workers,
+    uvicorn.run(APPS[kind], factory=True, host="127.0.0.1", port=port, workers=workers,
                 log_level="warning", access_log=False)
 
 

@@ -1,9 +1,11 @@
 """HTTP benchmark: the edge against a floor server, side by side, in one run.
 
-Starts every target at once, each with the same number of uvicorn workers and
-its own redis-server (the embedded one): bare Starlette, the floor with one
-EVALSHA per request through redis.asyncio, and the edge with the realistic
-200-rule corpus. Each is driven with the same realistic event mix:
+Starts every target at once, each with its own redis-server (the embedded
+one): bare Starlette, the floor with one EVALSHA per request through
+redis.asyncio, the same floor through the edge's own pipelining Redis layer,
+and the edge with the realistic 200-rule corpus, all with --workers uvicorn
+workers; and the edge with one worker too. Each is driven with the same
+realistic event mix:
 
 - closed loop (saturation): req/s, p50, p99, and CPU per request of the server
   and of its Redis, in --rounds rounds that take turns between the targets
@@ -44,6 +46,9 @@ from bench.traffic import make_requests
 from edge.store.embedded import EmbeddedRedis, free_port
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# target name -> the bench.floor server it runs; "edge" is the edge with --workers,
+# "edge@N" the edge with N workers.
+FLOOR_KINDS = {"bare": "bare", "floor": "evalsha", "pipelined": "pipelined"}
 SECRET = "bench-secret"
 
 SETTINGS = f"""
@@ -139,11 +144,12 @@ def run_targets(targets: list[str], args: argparse.Namespace, config: Path | Non
             server = servers[target] = EmbeddedRedis(tmp_path / f"redis-{target}", persistent=False)
             server.start()
             port = free_port()
-            if target == "edge":
-                command, ready = edge_command(port, args, config, server.url), "/readyz"
+            if target.startswith("edge"):
+                workers = int(target[5:]) if target.startswith("edge@") else args.workers
+                command = edge_command(port, args, config, server.url, workers)
+                ready = "/readyz"
             else:
-                kind = "bare" if target == "bare" else "evalsha"
-                command = [sys.executable, "-m", "bench.floor", kind, str(port),
+                command = [sys.executable, "-m", "bench.floor", FLOOR_KINDS[target], str(port),
                            str(args.workers), server.url]
                 ready = "/healthz"
             process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -181,9 +187,10 @@ def size_label(size: int) -> str:
     return str(size)
 
 
-def edge_command(port: int, args: argparse.Namespace, config: Path, redis_url: str) -> list[str]:
+def edge_command(port: int, args: argparse.Namespace, config: Path, redis_url: str,
+                 workers: int | None = None) -> list[str]:
     return [sys.executable, "-m", "edge.cli", "serve", "--port", str(port),
-            "--workers", str(args.workers), "--config", str(config),
+            "--workers", str(workers or args.workers), "--config", str(config),
             "--redis", redis_url, "--log-level", "warning"]
 
 
@@ -259,6 +266,17 @@ def median_round(rounds: list[dict]) -> dict:
             "rounds_redis_cpu_us": [r["redis_cpu_us_per_request"] for r in rounds]}
 
 
+def add_ratio(report: dict, top: dict, bottom: dict, name: str) -> None:
+    """Saturation throughput of `top` over `bottom`: of the median rounds, and round by
+    round (each round against the other's round next to it: pairs that saw about the
+    same machine, the steadier comparison)."""
+    top, bottom = top["saturation"], bottom["saturation"]
+    report[f"{name}_throughput"] = round(top["rps"] / bottom["rps"], 3)
+    paired = sorted(t / b for t, b in zip(top["rounds_rps"], bottom["rounds_rps"]))
+    report[f"{name}_by_round"] = [round(ratio, 3) for ratio in paired]
+    report[f"{name}_median_of_rounds"] = round(paired[len(paired) // 2], 3)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, default=2)
@@ -267,7 +285,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rate", type=float, default=2000.0)
     parser.add_argument("--rules", type=int, default=200)
-    parser.add_argument("--targets", default="bare,floor,edge")
+    parser.add_argument("--targets", default=None,
+                        help="default: bare,floor,pipelined,edge and, with more than one worker, "
+                             "edge@1 (the edge with one worker)")
     parser.add_argument("--name", default="http")
     parser.add_argument("--population", default="",
                         help="profile counts, e.g. 10000,1000000: run the edge on each count of "
@@ -276,6 +296,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3,
                         help="saturation rounds per target (or per population count), taking turns")
     args = parser.parse_args()
+    if args.targets is None:
+        args.targets = "bare,floor,pipelined,edge" + (",edge@1" if args.workers > 1 else "")
 
     with tempfile.TemporaryDirectory(prefix="kairos-bench-") as tmp:
         tmp_path = Path(tmp)
@@ -309,14 +331,12 @@ def main() -> None:
             for side in ("server", "redis"):
                 key = f"{side}_cpu_us_per_request"
                 report[f"{side}_cpu_{ratio}"] = round(last[key] / first[key], 3)
-    if "edge" in results and "floor" in results:
-        edge, floor = results["edge"]["saturation"], results["floor"]["saturation"]
-        report["edge_vs_floor_throughput"] = round(edge["rps"] / floor["rps"], 3)
-        # Each round's edge against the floor round just before it: pairs that saw
-        # about the same machine, the steadier comparison.
-        paired = sorted(e / f for e, f in zip(edge["rounds_rps"], floor["rounds_rps"]))
-        report["edge_vs_floor_by_round"] = [round(ratio, 3) for ratio in paired]
-        report["edge_vs_floor_median_of_rounds"] = round(paired[len(paired) // 2], 3)
+    for floor_name in ("floor", "pipelined"):
+        if "edge" in results and floor_name in results:
+            add_ratio(report, results["edge"], results[floor_name],
+                      "edge_vs_floor" if floor_name == "floor" else "edge_vs_pipelined_floor")
+    if "edge" in results and "edge@1" in results:
+        add_ratio(report, results["edge"], results["edge@1"], f"edge_{args.workers}_workers_vs_1")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"{report['date']}-{args.name}.json"
     out.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
