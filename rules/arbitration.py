@@ -120,6 +120,9 @@ class Fired:
     variant: str | None
     # caps to check and record atomically when this rule is delivered: (key, window ms, max)
     caps: Sequence[tuple[str, int, int]]
+    # Writes the placements' content into an answer (see rules.render.content_writer); set
+    # on the winners made at load, None where rules.render goes through the placements.
+    write: Callable[..., None] | None = None
 
 
 @dataclass(slots=True)
@@ -153,6 +156,14 @@ class Selection:
         return traits, tags
 
 
+# Makes the content writer of a winner made at load: (rule id, placements) -> writer or None.
+WriterFor = Callable[[str, Sequence[Placement]], Callable[..., None] | None]
+
+
+def _no_writer(rule_id: str, placements: Sequence[Placement]) -> None:
+    return None
+
+
 # Step: one rule's whole arbitration for one answer, made at load (see Arbiter._step). It
 # records the outcome in the answer's trace, and a winner in its fired rules and room.
 Step = Callable[["_Room"], None]
@@ -165,9 +176,11 @@ NOTHING_SHOWN = "nothing could be shown: "
 class Arbiter:
     """Built once per ruleset; select() runs per event."""
 
-    def __init__(self, plans: Sequence[RulePlan], policy: PolicyDef) -> None:
+    def __init__(self, plans: Sequence[RulePlan], policy: PolicyDef,
+                 writer_for: WriterFor = _no_writer) -> None:
         self.plans = plans
         self.policy = policy
+        self._writer_for = writer_for
         caps: dict[str, tuple[CapDef, ...]] = dict(policy.caps)
         # channel -> the caps one delivery on it counts towards, as (key, window, max)
         self.channel_caps: dict[str, tuple[tuple[str, int, int], ...]] = {}
@@ -184,35 +197,26 @@ class Arbiter:
                               for channel, found in self.channel_caps.items()}
         self.web_uncapped = not self.channel_caps["web"]
         self._steps, self.step_source = self._compile_steps(plans)
-        self.scored = any(plan.rule.score is not None for plan in plans)
-        self._priority = [-plan.rule.priority for plan in plans]
+        # position -> (-priority, id): what order() sorts by, besides the score
+        self._rank = [(-plan.rule.priority, plan.id) for plan in plans]
 
     def order(self, candidates: list[tuple[int, float]]) -> list[tuple[int, float]]:
-        if not self.scored:
-            return candidates  # decide() already lists them by priority, then id
-        # decide() lists them by priority, then id: only a higher score after a lower one of
-        # the same priority calls for sorting. Most answers have none, and looking is cheaper.
-        priority = self._priority
-        previous_priority, previous_score = None, 0.0
-        for position, score in candidates:
-            rank = priority[position]
-            if rank == previous_priority and score > previous_score:
-                break
-            previous_priority, previous_score = rank, score
-        else:
-            return candidates
-        # Sorting is stable: ties keep id order.
-        return sorted(candidates, key=lambda c: (priority[c[0]], -c[1]))
+        """Any (position, score) list in arbitration order, as decide() lists candidates:
+        by priority, then score (highest first), then id."""
+        rank = self._rank
+        return sorted(candidates, key=lambda c: (rank[c[0]][0], -c[1], rank[c[0]][1]))
 
     def select(self, segments: list[str], candidates: list[tuple[int, float]],
                person: Person) -> Selection:
+        """The winners among `candidates`, taken in the order given: arbitration order, as
+        decide() lists them (order() puts any other list in it)."""
         if not candidates:
             return Selection(segments)
         # Each field given: the default factories cost more than the lists themselves.
         selection = Selection(segments, [], [], {}, {}, {})
         room = _Room(self, person, selection)
         steps = self._steps
-        for position, _score in self.order(candidates):
+        for position, _score in candidates:
             steps[position](room)
         return selection
 
@@ -220,7 +224,7 @@ class Arbiter:
         """Each rule's step, by position, and the source of the generated ones (kept for
         debugging). Every step decides exactly as _consider does for its rule."""
         prepared = [_Prepared(plan, self.channel_caps) for plan in plans]
-        writer = _StepWriter(self._channel_keys)
+        writer = _StepWriter(self._channel_keys, self._writer_for)
         names = {position: writer.add(position, found, self._general_step(found))
                  for position, found in enumerate(prepared) if found.fixed}
         source, compiled = writer.compile()
@@ -229,7 +233,7 @@ class Arbiter:
             step = (compiled[names[position]] if position in names
                     else self._general_step(found))
             if found.plan.simple is not None:
-                step = _simple_step(found.plan, step)
+                step = _simple_step(found.plan, step, self._writer_for)
             steps.append(step)
         return steps, source
 
@@ -343,12 +347,12 @@ def channel_preference(channels: Sequence[str], person: Person,
     return ranked
 
 
-def _simple_step(plan: RulePlan, otherwise: Step) -> Step:
+def _simple_step(plan: RulePlan, otherwise: Step, writer_for: WriterFor) -> Step:
     """A plain slot, tag and trait rule (RulePlan.simple). Where the person may see
     personalization on the web and web has no cap, only taken slots can stop it;
     elsewhere it goes the way of any rule (`otherwise`)."""
     rule_id, simple, kept = plan.id, plan.simple or (), plan.kept_without_slots
-    whole = Fired(plan, list(simple), None, ())  # when nothing is taken
+    whole = Fired(plan, list(simple), None, (), writer_for(rule_id, simple))  # nothing taken
     slots = [p.action.slot for p in simple if p.channel is not None]  # type: ignore[union-attr]
     if len(slots) <= 1:
         # The most common rules of all: one slot (with tags or traits, or not), or none.
@@ -401,8 +405,10 @@ class _StepWriter:
     reaches the source only as repr()'d literals; objects only by generated names.
     """
 
-    def __init__(self, channel_keys: Mapping[str, frozenset[str]]) -> None:
+    def __init__(self, channel_keys: Mapping[str, frozenset[str]],
+                 writer_for: WriterFor) -> None:
         self.channel_keys = channel_keys
+        self.writer_for = writer_for
         self.lines: list[str] = []
         self.namespace: dict[str, object] = {
             "_Fired": Fired, "_schedule_block": schedule_block, "_EVERY_SLOT_TAKEN":
@@ -528,12 +534,14 @@ class _StepWriter:
                 out.append(f"    channels[{channel!r}] = None")
         out.append(f"    trace[{rid}] = {FIRED!r}")
         caps = self.const(own + "caps", prepared.full_caps)
+        write = self.writer_for(plan.id, placements)  # type: ignore[arg-type]
         if plan.experiment is None:
-            whole = Fired(plan, placements, None, prepared.full_caps)  # type: ignore[arg-type]
+            whole = Fired(plan, placements, None, prepared.full_caps, write)  # type: ignore[arg-type]
             out.append(f"    room.fired.append({self.const(own + 'fired', whole)})")
         else:
             out += [f"    room.fired.append(_Fired({self.const(own + 'plan', plan)}, "
-                    f"{self.const(own + 'placements', placements)}, variant, {caps}))",
+                    f"{self.const(own + 'placements', placements)}, variant, {caps}, "
+                    f"{self.const(own + 'write', write)}))",
                     f"    room.selection.expose({plan.experiment.id!r}, variant, {rid})"]
         return out
 

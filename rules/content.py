@@ -430,6 +430,11 @@ class CompiledTemplate:
         return f"<CompiledTemplate {self.kind} {self.source[:40]!r}>"
 
     @property
+    def static(self) -> str | None:
+        """The text itself for a template without jinja syntax (it renders to that), else None."""
+        return self._static
+
+    @property
     def fast(self) -> bool:
         """Whether the template renders as plain Python rather than through jinja."""
         return self._fast is not None

@@ -231,10 +231,8 @@ def explain_rules(ruleset: Any, event: dict, profile: dict, context: dict, now: 
             "variant": rule.variant, "condition": explain_condition(rule.when, env),
             "matched": matched, "outcome": outcome, "removed_by": removed_by,
         })
-    if ruleset.arbiter.scored:
-        rows.sort(key=lambda row: (-row["priority"], -row["score"], row["id"]))
-    else:
-        rows.sort(key=lambda row: (-row["priority"], row["id"]))
+    # Arbitration order (a rule without a score scores 0).
+    rows.sort(key=lambda row: (-row["priority"], -row["score"], row["id"]))
     return rows
 
 

@@ -68,11 +68,25 @@ class ModuleWriter:
         else:
             body.append("segs = []")
         body.append("found = []")
-        for rule in rules:
-            score = f"_score({emitter.value(rule.score.node)})" if rule.score is not None else "0.0"
-            test = emitter.condition(rule.when.node) if rule.when is not None else "True"
-            body.append(f"if {test}:  # rule {rule.id!r} (priority {rule.priority})")
-            body.append(f"{INDENT}found.append(({self.rule_positions[rule.id]}, {score}))")
+        for group in _priority_groups(rules):
+            # Candidates go out in arbitration order: by priority, then score (highest
+            # first), then id. Only a group of equal priority holding a scored rule can
+            # need sorting; its candidates are gathered apart and sorted (stable: ties
+            # keep id order) before they join the rest.
+            ordered = len(group) > 1 and any(rule.score is not None for rule in group)
+            into = "tied" if ordered else "found"
+            if ordered:
+                body.append("tied = []")
+            for rule in group:
+                score = (f"_score({emitter.value(rule.score.node)})" if rule.score is not None
+                         else "0.0")
+                test = emitter.condition(rule.when.node) if rule.when is not None else "True"
+                body.append(f"if {test}:  # rule {rule.id!r} (priority {rule.priority})")
+                body.append(f"{INDENT}{into}.append(({self.rule_positions[rule.id]}, {score}))")
+            if ordered:
+                body.append("if tied:")
+                body.append(f"{INDENT}tied.sort(key=_by_score)")
+                body.append(f"{INDENT}found += tied")
         body.append("return _Decision(segs, found)")
         body = scope.prologue + body
 
@@ -129,8 +143,24 @@ class ModuleWriter:
         namespace["_SEGMENT_IDS"] = tuple(segment.id for segment in self.segments)
         namespace["_Decision"] = Decision
         namespace["_score"] = score_value
+        namespace["_by_score"] = _by_score
         namespace["_local"] = LocalTimeCache().fields
         namespace["_distinct_key"] = distinct_key
         namespace["_last_value"] = last_value
         exec(compile(source, module_name, "exec"), namespace)  # noqa: S102 - source is generated, see codegen
         return namespace, source  # type: ignore[return-value]
+
+
+def _priority_groups(rules: list[RuleDef]) -> list[list[RuleDef]]:
+    """Rules (sorted by priority, then id) in runs of equal priority."""
+    groups: list[list[RuleDef]] = []
+    for rule in rules:
+        if groups and groups[-1][0].priority == rule.priority:
+            groups[-1].append(rule)
+        else:
+            groups.append([rule])
+    return groups
+
+
+def _by_score(candidate: tuple[int, float]) -> float:
+    return -candidate[1]  # highest score first

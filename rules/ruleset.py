@@ -7,6 +7,7 @@ from .arbitration import Arbiter, RulePlan
 from .decision import Decision
 from .definitions import ExperimentDef, PolicyDef, SegmentDef, action_templates
 from .dispatch import DispatchTable
+from .render import content_writer
 
 
 class Ruleset:
@@ -40,7 +41,7 @@ class Ruleset:
         self.plans = plans
         self.policy = policy = policy or PolicyDef()
         self.experiments = {experiment.id: experiment for experiment in experiments}
-        self.arbiter = Arbiter(plans, policy)
+        self.arbiter = Arbiter(plans, policy, content_writer)
         # Catalog lists that conditions read (`catalog.upsell`): the caller puts them in
         # profile["catalog"] before decide(); rules.names.CATALOG_LISTS names them all.
         self.catalog_lists = catalog_lists

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from hypothesis import given, settings, strategies as st
 
-from bench.rule_corpus import make_corpus
+from bench.rule_corpus import make_corpus, make_full_inputs
 from rules import Ruleset, load_ruleset
 from rules.arbitration import Person, Selection
 from rules.localtime import WEEKDAYS
@@ -125,11 +125,12 @@ def situations(draw: st.DrawFn) -> tuple[Ruleset, list[tuple[int, float]], Perso
     ruleset = rulebook(draw(st.sampled_from(["corpus", "example", "every-branch"])))
     count = len(ruleset.plans)
     positions = draw(st.lists(st.integers(0, count - 1), unique=True, max_size=min(count, 25)))
-    # decide() lists candidates by priority, then id; arbitration relies on that order.
-    positions.sort(key=lambda p: (-ruleset.plans[p].rule.priority, ruleset.plans[p].id))
     # A rule without a score expression always scores 0.
     scores = [draw(st.sampled_from([0.0, 1.0, 2.5, -1.0]))
               if ruleset.plans[p].rule.score is not None else 0.0 for p in positions]
+    # decide() lists candidates in arbitration order; select() takes them as given.
+    candidates = ReferenceArbiter(ruleset.plans, ruleset.policy).order(
+        list(zip(positions, scores, strict=True)))
     keys = cap_keys(ruleset)
     # Mostly recent deliveries, so that caps are often full.
     times = st.one_of(st.integers(NOW - HOUR, NOW), st.integers(NOW - 8 * DAY, NOW))
@@ -154,7 +155,7 @@ def situations(draw: st.DrawFn) -> tuple[Ruleset, list[tuple[int, float]], Perso
         preferred_channel=draw(st.sampled_from([None, *CHANNELS])),
         last_channel=draw(st.sampled_from([None, *CHANNELS])),
     )
-    return ruleset, list(zip(positions, scores, strict=True)), person
+    return ruleset, candidates, person
 
 
 def outcome(selection: Selection) -> dict:
@@ -210,3 +211,19 @@ def test_two_deliveries_of_one_rule_count_twice_against_a_shared_cap() -> None:
     assert fast.trace == {"offer-1": "cap global: 2 per 1h reached"}
     assert outcome(fast) == outcome(
         ReferenceArbiter(ruleset.plans, ruleset.policy).select([], [(position, 2.0)], person))
+
+
+def test_decide_lists_candidates_in_arbitration_order() -> None:
+    """Candidates come out of decide() by priority, then score, then id: select() takes
+    them as given. The corpus has scored rules sharing a priority with others."""
+    ruleset = rulebook("corpus")
+    reference = ReferenceArbiter(ruleset.plans, ruleset.policy)
+    reordered = 0
+    for (event, profile, context, now), _ in make_full_inputs(2000, 11):
+        candidates = ruleset.decide(event, profile, context, now).candidates
+        assert candidates == reference.order(candidates)
+        plans = ruleset.plans
+        by_priority_only = sorted(candidates, key=lambda c: (-plans[c[0]].rule.priority,
+                                                             plans[c[0]].id))
+        reordered += candidates != by_priority_only
+    assert reordered > 0  # the scores did change the order somewhere
