@@ -197,19 +197,11 @@ class Arbiter:
                               for channel, found in self.channel_caps.items()}
         self.web_uncapped = not self.channel_caps["web"]
         self._steps, self.step_source = self._compile_steps(plans)
-        # position -> (-priority, id): what order() sorts by, besides the score
-        self._rank = [(-plan.rule.priority, plan.id) for plan in plans]
-
-    def order(self, candidates: list[tuple[int, float]]) -> list[tuple[int, float]]:
-        """Any (position, score) list in arbitration order, as decide() lists candidates:
-        by priority, then score (highest first), then id."""
-        rank = self._rank
-        return sorted(candidates, key=lambda c: (rank[c[0]][0], -c[1], rank[c[0]][1]))
 
     def select(self, segments: list[str], candidates: list[tuple[int, float]],
                person: Person) -> Selection:
-        """The winners among `candidates`, taken in the order given: arbitration order, as
-        decide() lists them (order() puts any other list in it)."""
+        """The winners among `candidates`, taken in the order given: arbitration order
+        (priority, then score, highest first, then id), as decide() lists them."""
         if not candidates:
             return Selection(segments)
         # Each field given: the default factories cost more than the lists themselves.
