@@ -192,7 +192,7 @@ class _WriterSource:
             return "''" if or_empty else "None"
         static = template.compiled.static
         if static is not None:
-            return self.constant(static or "" if or_empty else static)
+            return self.constant(static)  # a str already: `or ''` would change nothing
         call = f"{self.constant(template.compiled.render_in)}(scope)"
         return f"({call} or '')" if or_empty else call
 
