@@ -44,9 +44,9 @@ import redis
 
 from bench.profile_model import ProfileState, simulate
 from bench.redis_pipe import Command, RedisPipe, render_template, slots_of
-from edge.config import load_settings
-from edge.normalize import email_identifier
-from edge.rulebook import build, read_documents
+from edge.runtime.config import load_settings
+from edge.ingest.normalize import email_identifier
+from edge.pipeline.rulebook import build, read_documents
 from edge.store import keys as K
 from edge.store.embedded import EmbeddedRedis
 

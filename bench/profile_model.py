@@ -19,10 +19,10 @@ from typing import Any
 
 import orjson
 
-from edge.config import ProfileLimits
-from edge.delivery import decode_state
-from edge.ecommerce import cart_from_fields
-from edge.pipeline import encode_update
+from edge.runtime.config import ProfileLimits
+from edge.pipeline.delivery import decode_state
+from edge.ingest.ecommerce import cart_from_fields
+from edge.pipeline.handler import encode_update
 from edge.store.profiles import AggregateLayout
 from rules.aggregates import brute_force
 

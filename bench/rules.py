@@ -110,7 +110,7 @@ def measure(rule_counts: list[int], inputs: list[tuple], rounds: int) -> tuple[d
 
 
 def full_path(ruleset: Ruleset) -> Callable[[tuple], object]:
-    """decide → arbitration → rendering of the winners, as edge.pipeline runs them."""
+    """decide → arbitration → rendering of the winners, as edge.pipeline.handler runs them."""
 
     def run(item: tuple) -> object:
         (event, profile, context, now), person = item

@@ -15,17 +15,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from edge import __version__, heap, openapi
-from edge.auth import KeyRing
-from edge.clock import SystemClock
-from edge.config import DEMO_KEYS, Settings, load_settings
+from edge import __version__
+
+from edge.runtime import heap
+
+from edge.http import openapi
+from edge.ingest.auth import KeyRing
+from edge.runtime.clock import SystemClock
+from edge.runtime.config import DEMO_KEYS, Settings, load_settings
 from edge.http import admin, catalog, demo, explain, health, ingest, profiles, snippet
 from edge.http.common import error_response, json_response
 from edge.http.fastpath import IngestFastPath
-from edge.metrics import Metrics
-from edge.pipeline import Pipeline
-from edge.rulebook import Rulebook
-from edge.state import EdgeState
+from edge.runtime.metrics import Metrics
+from edge.pipeline.handler import Pipeline
+from edge.pipeline.rulebook import Rulebook
+from edge.http.state import EdgeState
 from edge.store.catalog import CatalogStore
 from edge.store.profiles import ProfileStore
 

@@ -10,8 +10,8 @@ import tempfile
 from pathlib import Path
 
 import rules
-from edge.config import SettingsError, load_settings
-from edge.rulebook import read_documents
+from edge.runtime.config import SettingsError, load_settings
+from edge.pipeline.rulebook import read_documents
 
 log = logging.getLogger("kairos")
 
@@ -124,7 +124,7 @@ def import_catalog_command(args: argparse.Namespace) -> int:
     import redis.asyncio as aioredis
     from redis.exceptions import RedisError
 
-    from edge.catalog_import import (Feed, FeedError, ProgressBar, Summary, import_feed,
+    from edge.catalog.feed import (Feed, FeedError, ProgressBar, Summary, import_feed,
                                      print_summary)
     from edge.store.catalog import CatalogError, CatalogStore
     from edge.store.embedded import EmbeddedRedis

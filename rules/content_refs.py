@@ -27,7 +27,7 @@ def aggregate_references(environment: Environment, text: str) -> set[tuple[str, 
 
 
 # Names a template may read: the variables the edge passes (see rules.render and
-# edge.pipeline) and the catalog lists fetched when a template names them.
+# edge.pipeline.handler) and the catalog lists fetched when a template names them.
 TEMPLATE_NAMES = frozenset({
     "event", "profile", "traits", "cart", "aggregates", "agg", "context", "segments", "now",
     "currency", "recent_products", "cross_sell", "upsell",

@@ -13,8 +13,8 @@ import httpx
 import uvicorn
 
 from edge.app import create_app
-from edge.clock import FakeClock
-from edge.config import load_settings
+from edge.runtime.clock import FakeClock
+from edge.runtime.config import load_settings
 from edge.store.embedded import free_port
 
 ORIGIN = "http://shop.test"

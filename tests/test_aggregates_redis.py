@@ -13,9 +13,9 @@ import math
 import redis
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from edge.config import Settings
-from edge.normalize import Incoming
-from edge.pipeline import encode_update
+from edge.runtime.config import Settings
+from edge.ingest.normalize import Incoming
+from edge.pipeline.handler import encode_update
 from edge.store.profiles import AggregateLayout, ProfileStore, decode_snapshot
 from rules.aggregates import AggregateSpec, brute_force, bucket_ms_for
 

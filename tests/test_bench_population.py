@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from bench.population import Population, sampled_memory
-from edge.clock import FakeClock
+from edge.runtime.clock import FakeClock
 from tests.support import LiveEdge, write_config
 
 PROFILES = 2_000

@@ -13,13 +13,13 @@ import pytest
 import redis.asyncio as aioredis
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from edge.catalog import Product, check_csv_columns, csv_row_to_raw, validate_product
+from edge.catalog.products import Product, check_csv_columns, csv_row_to_raw, validate_product
 from edge.cli import main
-from edge.clock import FakeClock
-from edge.config import CatalogSettings, Settings
+from edge.runtime.clock import FakeClock
+from edge.runtime.config import CatalogSettings, Settings
 from edge.store.catalog import BACK_IN_STOCK, PRICE_DROPPED, CatalogStore
 from edge.store.embedded import EmbeddedRedis
-from edge.wire import InputError
+from edge.ingest.wire import InputError
 from tests.support import PUBLIC_KEY, SECRET_KEY, SETTINGS_YAML, LiveEdge, basic, write_config
 
 ROOT = Path(__file__).resolve().parent.parent

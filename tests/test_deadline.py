@@ -1,4 +1,4 @@
-"""edge.deadline: one timer for the fixed deadline of many requests, as asyncio.timeout behaves."""
+"""edge.runtime.deadline: one timer for the fixed deadline of many requests, as asyncio.timeout behaves."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from edge.deadline import Deadline
+from edge.runtime.deadline import Deadline
 
 
 def run(coroutine):

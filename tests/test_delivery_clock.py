@@ -7,7 +7,7 @@ from datetime import datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.delivery import local_clock
+from edge.pipeline.delivery import local_clock
 from rules.localtime import WEEKDAYS, zone_named
 
 ZONES = ["Europe/Prague", "America/New_York", "Asia/Kathmandu", "Australia/Lord_Howe",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from edge.auth import user_hash
+from edge.ingest.auth import user_hash
 from edge.http.demo import DEMO_DIR, resolve
 from tests.support import LiveEdge
 

@@ -1,11 +1,11 @@
-"""edge.heap: long-lived objects are frozen, and what a reload replaced is still freed."""
+"""edge.runtime.heap: long-lived objects are frozen, and what a reload replaced is still freed."""
 
 from __future__ import annotations
 
 import gc
 import weakref
 
-from edge import heap
+from edge.runtime import heap
 
 
 class Node:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from edge.auth import user_hash
+from edge.ingest.auth import user_hash
 from tests.support import PUBLIC_KEY, USER_HASH_SECRET
 
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.parser import text_string_to_metric_families
 
-from edge.metrics import Metrics, PendingHistogram, _histogram_values
+from edge.runtime.metrics import Metrics, PendingHistogram, _histogram_values
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -198,7 +198,7 @@ def test_periodic_flush_and_final_flush_on_cancel():
 
 WORKER = """
 import json, sys
-from edge.metrics import Metrics
+from edge.runtime.metrics import Metrics
 metrics = Metrics()
 for kind, *args in json.loads(sys.argv[1]):
     if kind == "request":

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.config import Limits
-from edge.normalize import _name_offender, _within_limits, check_limits
-from edge.wire import InputError
+from edge.runtime.config import Limits
+from edge.ingest.normalize import _name_offender, _within_limits, check_limits
+from edge.ingest.wire import InputError
 
 # Small limits, so that random values cross each of them often.
 LIMITS = Limits(max_depth=3, max_properties=3, max_string_length=5, max_id_length=4)

@@ -20,9 +20,9 @@ import redis
 import redis.asyncio as aioredis
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from edge.config import ProfileLimits, Settings
-from edge.normalize import Incoming
-from edge.pipeline import encode_update
+from edge.runtime.config import ProfileLimits, Settings
+from edge.ingest.normalize import Incoming
+from edge.pipeline.handler import encode_update
 from edge.store import keys as K
 from edge.store.profiles import AggregateLayout, OutcomeWrite, ProfileStore, decode_snapshot
 from rules.aggregates import AggregateSpec, bucket_ms_for

@@ -5,9 +5,9 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from edge.auth import AuthError
+from edge.ingest.auth import AuthError
 from edge.http.common import auth_error_response, json_response, require_scope
-from edge.state import EdgeState
+from edge.http.state import EdgeState
 
 RELOAD_CHANNEL = "kairos:reload"
 

@@ -15,14 +15,14 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from edge.auth import AuthError
-from edge.catalog import MAX_ID_LENGTH, Product, validate_product
+from edge.ingest.auth import AuthError
+from edge.catalog.products import MAX_ID_LENGTH, Product, validate_product
 from edge.http.common import (auth_error_response, check_json_content_type, error_response,
                               header_map, input_error_response, json_response, read_body,
                               require_scope)
-from edge.state import EdgeState
+from edge.http.state import EdgeState
 from edge.store.catalog import CatalogError
-from edge.wire import InputError, any_decoder
+from edge.ingest.wire import InputError, any_decoder
 
 # A product is a few hundred bytes to a few KB; one request may carry a feed
 # page much larger than an event batch, but the catalog CLI is for whole feeds.

@@ -9,8 +9,8 @@ import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from edge.auth import AuthError, Caller
-from edge.wire import InputError
+from edge.ingest.auth import AuthError, Caller
+from edge.ingest.wire import InputError
 
 JSON = "application/json"
 

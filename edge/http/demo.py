@@ -13,7 +13,7 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
-from edge.auth import user_hash
+from edge.ingest.auth import user_hash
 from edge.http.common import error_response, json_response
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"

@@ -18,21 +18,21 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from edge import consent
-from edge.auth import AuthError, Caller
-from edge.config import Limits
-from edge.context import build_context
-from edge.delivery import local_clock, reachable_channels
+from edge.ingest import consent
+from edge.ingest.auth import AuthError, Caller
+from edge.runtime.config import Limits
+from edge.ingest.context import build_context
+from edge.pipeline.delivery import local_clock, reachable_channels
 from edge.http.common import (auth_error_response, check_json_content_type, error_response,
                               header_map, input_error_response, json_response, read_body,
                               require_scope)
 from edge.http.profiles import _identifier
-from edge.normalize import Incoming, normalize
-from edge.pipeline import overlay_consent
-from edge.rulebook import ActiveRules
-from edge.state import EdgeState
+from edge.ingest.normalize import Incoming, normalize
+from edge.pipeline.handler import overlay_consent
+from edge.pipeline.rulebook import ActiveRules
+from edge.http.state import EdgeState
 from edge.store.profiles import StoreError, decode_snapshot
-from edge.wire import EVENT_TYPES, Event, InputError, field_from_validation_error
+from edge.ingest.wire import EVENT_TYPES, Event, InputError, field_from_validation_error
 from rules.explain import (aggregate_kinds, cap_usage, explain_rules, explain_segments,
                            json_safe, not_triggered, with_updates)
 

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from edge.http.common import json_response
-from edge.state import EdgeState
+from edge.http.state import EdgeState
 
 
 async def healthz(request: Request) -> Response:

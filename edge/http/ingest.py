@@ -19,14 +19,14 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from edge.auth import AuthError, Caller, origin_allowed
+from edge.ingest.auth import AuthError, Caller, origin_allowed
 from edge.http.common import (auth_error_response, check_json_content_type, error_response,
                               header_map, input_error_response, json_response, read_body)
-from edge.normalize import Incoming, normalize
-from edge.pipeline import EMPTY_ANSWER, RequestInfo
-from edge.state import EdgeState
+from edge.ingest.normalize import Incoming, normalize
+from edge.pipeline.handler import EMPTY_ANSWER, RequestInfo
+from edge.http.state import EdgeState
 from edge.store.profiles import StoreError
-from edge.wire import InputError, batch_decoder, event_decoder, field_from_validation_error
+from edge.ingest.wire import InputError, batch_decoder, event_decoder, field_from_validation_error
 
 RETRY_AFTER = {"Retry-After": "1"}
 

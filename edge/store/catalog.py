@@ -27,9 +27,9 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
-from edge.catalog import Product
-from edge.clock import SystemClock
-from edge.config import Settings
+from edge.catalog.products import Product
+from edge.runtime.clock import SystemClock
+from edge.runtime.config import Settings
 from edge.store.scripts import Script
 
 PUT = Script("catalog_put")

@@ -19,10 +19,10 @@ import msgspec
 import orjson
 import redis.asyncio as aioredis
 
-from edge import ecommerce
-from edge.delivery import decode_state
-from edge.config import Settings
-from edge.normalize import Incoming
+from edge.ingest import ecommerce
+from edge.pipeline.delivery import decode_state
+from edge.runtime.config import Settings
+from edge.ingest.normalize import Incoming
 from edge.store import keys as K
 from edge.store.batcher import ScriptBatcher
 from edge.store.pipelined import pack_arguments

@@ -20,7 +20,7 @@ import pytest
 import redis
 import yaml
 
-from edge.clock import SystemClock
+from edge.runtime.clock import SystemClock
 from edge.store.embedded import free_port
 from tests.support import LiveEdge, basic
 

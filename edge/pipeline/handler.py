@@ -17,14 +17,14 @@ from typing import Any
 
 import orjson
 
-from edge.auth import Caller
-from edge.clock import SystemClock
-from edge.catalog_content import CATALOG_NAMES, catalog_variables
-from edge.context import build_context
-from edge.delivery import local_hour, person_for
-from edge.metrics import Metrics
-from edge.normalize import Incoming
-from edge.rulebook import ActiveRules, Rulebook
+from edge.ingest.auth import Caller
+from edge.runtime.clock import SystemClock
+from edge.catalog.lists import CATALOG_NAMES, catalog_variables
+from edge.ingest.context import build_context
+from edge.pipeline.delivery import local_hour, person_for
+from edge.runtime.metrics import Metrics
+from edge.ingest.normalize import Incoming
+from edge.pipeline.rulebook import ActiveRules, Rulebook
 from edge.store.profiles import OutcomeWrite, ProfileStore, decode_snapshot
 from rules.arbitration import Fired, Selection
 from rules.render import Rendered, needed_names, render

@@ -11,8 +11,8 @@ from typing import Any
 import msgspec
 from starlette.routing import Route
 
-from edge.catalog import Product
-from edge.wire import Batch, Event
+from edge.catalog.products import Product
+from edge.ingest.wire import Batch, Event
 
 ERROR_SCHEMA = {
     "type": "object",

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from edge import channels, consent, ecommerce, engagement
-from edge.auth import Caller, verify_user_hash
-from edge.config import Limits
-from edge.wire import EVENT_TYPES, Event, InputError
+from edge.ingest import channels, consent, ecommerce, engagement
+from edge.ingest.auth import Caller, verify_user_hash
+from edge.runtime.config import Limits
+from edge.ingest.wire import EVENT_TYPES, Event, InputError
 
 SET_ONCE_KEY = "$set_once"
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f]")

@@ -33,7 +33,7 @@ class Site(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # worker subscribes with it; empty means the site does not use Web Push.
     vapid_public_key: str = ""
     # Consent assumed for a purpose or channel the person has not answered yet
-    # (edge.consent.DEFAULTS fills the rest: opt-in for marketing and for push,
+    # (edge.ingest.consent.DEFAULTS fills the rest: opt-in for marketing and for push,
     # email, SMS and WhatsApp).
     consent_defaults: dict[str, bool] = {}
 

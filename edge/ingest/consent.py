@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from rules.definitions import CHANNELS, PURPOSES
-from edge.wire import InputError
+from edge.ingest.wire import InputError
 
 CONSENT_EVENT = "Consent Updated"
 CONSENT_TRAIT = "consent"

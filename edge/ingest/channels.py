@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from edge.consent import ConsentChange
-from edge.wire import InputError
+from edge.ingest.consent import ConsentChange
+from edge.ingest.wire import InputError
 
 if TYPE_CHECKING:
-    from edge.normalize import Incoming
+    from edge.ingest.normalize import Incoming
 
 PUSH_SUBSCRIBED = "Push Subscribed"
 PUSH_TRAIT = "push_subscription"

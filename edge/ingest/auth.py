@@ -17,7 +17,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from edge.config import Settings, Site
+from edge.runtime.config import Settings, Site
 
 
 @dataclass(frozen=True, slots=True)

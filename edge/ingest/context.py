@@ -6,7 +6,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from edge.auth import Caller
+from edge.ingest.auth import Caller
 
 _MOBILE = re.compile(r"Mobi|Android|iPhone|iPod", re.I)
 _TABLET = re.compile(r"iPad|Tablet", re.I)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 if TYPE_CHECKING:
-    from edge.normalize import Incoming
+    from edge.ingest.normalize import Incoming
 
 PRODUCT_VIEWED = "Product Viewed"
 PRODUCT_ADDED = "Product Added"

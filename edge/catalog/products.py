@@ -18,7 +18,7 @@ from typing import Any, Iterable
 
 import msgspec
 
-from edge.wire import InputError
+from edge.ingest.wire import InputError
 
 MAX_ID_LENGTH = 200
 MAX_NAME_LENGTH = 500

@@ -6,12 +6,12 @@ from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 
-from edge.auth import KeyRing
-from edge.config import Settings
-from edge.deadline import Deadline
-from edge.metrics import Metrics
-from edge.pipeline import Pipeline
-from edge.rulebook import Rulebook
+from edge.ingest.auth import KeyRing
+from edge.runtime.config import Settings
+from edge.runtime.deadline import Deadline
+from edge.runtime.metrics import Metrics
+from edge.pipeline.handler import Pipeline
+from edge.pipeline.rulebook import Rulebook
 from edge.store.catalog import CatalogStore
 from edge.store.profiles import ProfileStore
 

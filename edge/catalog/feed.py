@@ -22,10 +22,10 @@ from typing import IO, Any, Iterator
 
 import orjson
 
-from edge.catalog import CSV_ATTRIBUTE_PREFIX, Product, check_csv_columns, csv_row_to_raw
-from edge.catalog import validate_product
+from edge.catalog.products import CSV_ATTRIBUTE_PREFIX, Product, check_csv_columns, csv_row_to_raw
+from edge.catalog.products import validate_product
 from edge.store.catalog import CatalogStore
-from edge.wire import InputError
+from edge.ingest.wire import InputError
 
 FORMATS = (".json", ".jsonl", ".ndjson", ".csv")
 SHOWN_REJECTIONS = 20

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 import orjson
 
-from edge import consent, engagement
+from edge.ingest import consent, engagement
 from rules.arbitration import Person
 from rules.localtime import WEEKDAYS, LocalTimeCache, zone_named
 

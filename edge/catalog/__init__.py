@@ -1,0 +1,1 @@
+"""Products: validation, the feed importer, catalog lists for templates."""

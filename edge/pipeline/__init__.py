@@ -1,0 +1,1 @@
+"""One event in named stages, and the rules it is decided by."""
