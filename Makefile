@@ -6,13 +6,30 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test browser bench check clean
+# Installs come from the committed uv.lock (every runtime, test and bench dependency,
+# with hashes); `make lock` refreshes it after pyproject.toml changes
+# (`make lock LOCK_FLAGS=--upgrade` moves every pin to the newest allowed release).
+# uv itself lives in its own small venv, outside .venv (`uv sync` is exact and would
+# remove it there), installed by pip from uv-requirements.txt, pinned with hashes.
+TOOLS := .venv-tools
+UV := $(TOOLS)/bin/uv
+# .venv is the environment (tests, CI and docs use .venv/bin/...), made with $(PYTHON).
+UV_SYNC := UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --locked --python $(PYTHON) --no-python-downloads
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+.PHONY: serve test browser bench check clean lock
+
+$(UV): uv-requirements.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install -q --require-hashes --only-binary :all: -r uv-requirements.txt
+	touch $(UV)
+
+# The project itself is installed editable (uv sync's default for the project).
+$(STAMP): pyproject.toml uv.lock $(UV)
+	$(UV_SYNC) --extra test
 	touch $(STAMP)
+
+lock: $(UV)
+	$(UV) lock --python $(PYTHON) --no-python-downloads $(LOCK_FLAGS)
 
 # The browser tests drive Debian's Chromium (a test tool's own browser download
 # is not used). Installed when missing and when we may; without it the browser
@@ -35,8 +52,8 @@ check: $(STAMP)
 
 # The bench extras (peer engines, locust, matplotlib) are installed for `make bench` only.
 BENCH_STAMP := $(VENV)/.bench-installed
-$(BENCH_STAMP): $(STAMP) pyproject.toml
-	$(BIN)/pip install -q -e '.[test,bench]'
+$(BENCH_STAMP): $(STAMP) pyproject.toml uv.lock
+	$(UV_SYNC) --extra test --extra bench
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
@@ -50,4 +67,4 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.locust_run --target bare --think 0 --users 20 --duration 15 --name locust-ceiling
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .hypothesis
+	rm -rf $(VENV) $(TOOLS) var .pytest_cache .hypothesis

@@ -461,7 +461,8 @@ def test_unknown_locales_fall_back_to_english(compiler, locale):
 def test_locale_headers_and_regions(compiler):
     template = compiler.compile_text("{{ 1234.5 | number }}")
     assert template.render({}, "de-DE,de;q=0.9,en;q=0.8") == "1.234,5"
-    assert template.render({}, "de-CH") == "1’234.5"
+    # CLDR 48 (babel 2.19, as locked) groups Swiss German digits with an ASCII apostrophe.
+    assert template.render({}, "de-CH") == "1'234.5"
     assert template.render({}, "de_XX") == "1.234,5"
 
 

@@ -18,12 +18,10 @@ PYPROJECT = ROOT / "pyproject.toml"
 LOCK = ROOT / "uv.lock"
 UV_REQUIREMENTS = ROOT / "uv-requirements.txt"
 
-try:  # pytest depends on packaging, so it is in the test environment; fall back anyway
-    from packaging.markers import Marker
-    from packaging.requirements import Requirement
-    from packaging.specifiers import SpecifierSet
-except ImportError:  # pragma: no cover - only without packaging
-    Marker = Requirement = SpecifierSet = None  # type: ignore[assignment,misc]
+# pytest depends on packaging, so it is always in the test environment.
+from packaging.markers import Marker
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 
 SHA256 = re.compile(r"^sha256:[0-9a-f]{64}$")
 
@@ -33,10 +31,8 @@ def canonical_name(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def normalize_specifier(spec: str) -> frozenset | str:
-    if SpecifierSet is not None:  # Specifier equality ignores spaces and trailing zeros
-        return frozenset(SpecifierSet(spec))
-    return ",".join(sorted(re.sub(r"\s+", "", part) for part in spec.split(",") if part.strip()))
+def normalize_specifier(spec: str) -> frozenset:
+    return frozenset(SpecifierSet(spec))  # equality ignores spaces and trailing zeros
 
 
 def _marker_and(left: str | None, right: str | None) -> str | None:
@@ -75,9 +71,6 @@ _ENVIRONMENTS = [
 def _marker_key(marker: str | None, extras: list[str]) -> tuple:
     if not marker:
         return ()
-    if Marker is None:
-        text = re.sub(r"\s+", " ", marker.replace('"', "'")).strip()
-        return ("text", text)
     parsed = Marker(marker)
     selects = []
     for extra in ["", *extras]:
@@ -88,26 +81,9 @@ def _marker_key(marker: str | None, extras: list[str]) -> tuple:
 
 def _parse_requirement(text: str) -> dict:
     """A PEP 508 string as a dict shaped like uv.lock's requires-dist entries."""
-    if Requirement is not None:
-        req = Requirement(text)
-        entry = {"name": req.name, "extras": sorted(req.extras), "specifier": str(req.specifier)}
-        entry["marker"] = str(req.marker) if req.marker else None
-        entry["url"] = req.url
-        return entry
-    match = re.match(
-        r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[([^\]]*)\])?\s*(?:@\s*([^;\s]+))?"
-        r"\s*([^;]*?)\s*(?:;\s*(.*))?$",
-        text,
-    )
-    assert match, f"cannot parse requirement {text!r}"
-    name, extras, url, spec, marker = match.groups()
-    return {
-        "name": name,
-        "extras": sorted(e.strip() for e in (extras or "").split(",") if e.strip()),
-        "specifier": (spec or "").strip("() "),
-        "marker": marker.strip() if marker else None,
-        "url": url,
-    }
+    req = Requirement(text)
+    return {"name": req.name, "extras": sorted(req.extras), "specifier": str(req.specifier),
+            "marker": str(req.marker) if req.marker else None, "url": req.url}
 
 
 def _key(entry: dict, extras: list[str]) -> tuple:
@@ -374,8 +350,6 @@ def test_a_dependency_moved_between_extras_is_reported(pyproject, lock):
 
 def test_spelling_differences_are_not_mismatches(pyproject, lock):
     """Case, separators, spaces and a trailing zero are not changes (as for uv)."""
-    if SpecifierSet is None:
-        pytest.skip("needs packaging")
     text = _text()
     for requirement in pyproject["project"]["dependencies"]:
         dep = _parse_requirement(requirement)
