@@ -8,25 +8,33 @@ prompt that preceded it counts as consent to push.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from edge.ingest.consent import ConsentChange
 from edge.ingest.wire import InputError
 
-if TYPE_CHECKING:
-    from edge.ingest.normalize import Incoming
-
 PUSH_SUBSCRIBED = "Push Subscribed"
 PUSH_TRAIT = "push_subscription"
 
 
-def apply(event_name: str, properties: dict[str, Any], incoming: "Incoming", path: str) -> None:
-    if event_name == PUSH_SUBSCRIBED:
-        incoming.traits_set[PUSH_TRAIT] = push_subscription(properties.get("subscription"),
-                                                            f"{path}properties.subscription")
-        # The browser asked the person before it subscribed: that permission is consent to push.
-        incoming.consent.append(ConsentChange("push", True, "push subscription"))
+@dataclass(slots=True, frozen=True)
+class NewAddress:
+    """A channel address an event gives: the trait that holds it, and the consent it implies."""
+    trait: str
+    address: dict[str, Any]
+    consent: ConsentChange
+
+
+def new_address(event_name: str, properties: dict[str, Any], path: str) -> NewAddress | None:
+    if event_name != PUSH_SUBSCRIBED:
+        return None
+    # The browser asked the person before it subscribed: that permission is consent to push.
+    return NewAddress(PUSH_TRAIT,
+                      push_subscription(properties.get("subscription"),
+                                        f"{path}properties.subscription"),
+                      ConsentChange("push", True, "push subscription"))
 
 
 def push_subscription(value: Any, field: str) -> dict[str, Any]:

@@ -9,12 +9,9 @@ products as bought together (for the catalog's cross-sell).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
-
-if TYPE_CHECKING:
-    from edge.ingest.normalize import Incoming
 
 PRODUCT_VIEWED = "Product Viewed"
 PRODUCT_ADDED = "Product Added"
@@ -48,26 +45,40 @@ def _quantity(properties: dict[str, Any]) -> int:
     return max(1, min(int(value), 10_000))
 
 
-def apply(event_name: str, properties: dict[str, Any], incoming: "Incoming") -> None:
+@dataclass(slots=True, frozen=True)
+class ShopChange:
+    """What one e-commerce event changes: recently viewed, the cart, an order's products."""
+    product: str = ""
+    category: str = ""
+    cart: CartChange | None = None
+    purchased: tuple[str, ...] = ()
+
+
+NO_CHANGE = ShopChange()
+
+
+def shop_change(event_name: str, properties: dict[str, Any]) -> ShopChange:
     if event_name == PRODUCT_VIEWED:
-        incoming.product = product_id_of(properties)
         category = properties.get("category")
-        if isinstance(category, str):
-            incoming.category = category
-    elif event_name == PRODUCT_ADDED:
+        return ShopChange(product=product_id_of(properties),
+                          category=category if isinstance(category, str) else "")
+    if event_name == PRODUCT_ADDED:
         product_id = product_id_of(properties)
         if product_id:
             item = {key: properties[key] for key in ITEM_FIELDS if key in properties}
             item["product_id"] = product_id
-            incoming.cart = CartChange("add", product_id, orjson.dumps(item), _quantity(properties))
+            return ShopChange(cart=CartChange("add", product_id, orjson.dumps(item),
+                                              _quantity(properties)))
     elif event_name == PRODUCT_REMOVED:
         product_id = product_id_of(properties)
         if product_id:
-            incoming.cart = CartChange("remove", product_id, b"", _quantity(properties))
-    elif event_name in (ORDER_COMPLETED, CART_CLEARED):
-        incoming.cart = CartChange("clear")
-        if event_name == ORDER_COMPLETED:
-            incoming.purchased = ordered_products(properties.get("products"))
+            return ShopChange(cart=CartChange("remove", product_id, b"", _quantity(properties)))
+    elif event_name == CART_CLEARED:
+        return ShopChange(cart=CartChange("clear"))
+    elif event_name == ORDER_COMPLETED:
+        return ShopChange(cart=CartChange("clear"),
+                          purchased=tuple(ordered_products(properties.get("products"))))
+    return NO_CHANGE
 
 
 def ordered_products(products: Any) -> list[str]:

@@ -259,8 +259,14 @@ def normalize(event: Event, caller: Caller, limits: Limits, received_ms: int,
         _split_traits(traits, incoming, f"{prefix}traits")
     elif kind == "track":
         name = event.event or ""
-        ecommerce.apply(name, properties, incoming)
-        channels.apply(name, properties, incoming, prefix)
+        shop = ecommerce.shop_change(name, properties)
+        if shop is not ecommerce.NO_CHANGE:
+            incoming.product, incoming.category, incoming.cart = shop.product, shop.category, shop.cart
+            incoming.purchased = list(shop.purchased)
+        address = channels.new_address(name, properties, prefix)
+        if address is not None:
+            incoming.traits_set[address.trait] = address.address
+            incoming.consent.append(address.consent)
         if name == consent.CONSENT_EVENT:
             incoming.consent = consent.parse(properties, f"{prefix}properties", "consent event")
         incoming.engagement = engagement.engagement_of(name, properties)
