@@ -15,6 +15,11 @@ realistic event mix:
 - open loop at a fixed rate (default 2,000 req/s): p50, p99 without
   coordinated omission.
 
+With --baseline DIR the edge of another checkout (a worktree of an earlier
+commit: `git worktree add DIR COMMIT`) runs beside this one as the target
+"baseline", on the same rules and traffic, so a change is measured against what
+it replaces in one run.
+
 With --population 10000,1000000 the edge runs on a Redis preloaded with each
 many realistic profiles (bench/population.py), the traffic's visitors drawn
 from them, in alternating saturation rounds: the edge at 10k and at 1M
@@ -23,6 +28,7 @@ profiles side by side in one run.
 Prints JSON and writes bench/results/<date>-http.json.
 
     python -m bench.http [--workers 2] [--duration 8] [--rate 2000] [--population 10000,1000000]
+                         [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -144,16 +150,24 @@ def run_targets(targets: list[str], args: argparse.Namespace, config: Path | Non
             server = servers[target] = EmbeddedRedis(tmp_path / f"redis-{target}", persistent=False)
             server.start()
             port = free_port()
+            target_env = env
             if target.startswith("edge"):
                 workers = int(target[5:]) if target.startswith("edge@") else args.workers
                 command = edge_command(port, args, config, server.url, workers)
                 ready = "/readyz"
+            elif target == "baseline":
+                command = edge_command(port, args, config, server.url)
+                ready = "/readyz"
+                # The other checkout's packages come first on the path, ahead of this one's.
+                baseline = str(Path(args.baseline).resolve())
+                target_env = {**env, "PYTHONPATH": baseline}
             else:
                 command = [sys.executable, "-m", "bench.floor", FLOOR_KINDS[target], str(port),
                            str(args.workers), server.url]
                 ready = "/healthz"
             process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                       text=True, env=env)
+                                       text=True, env=target_env,
+                                       cwd=args.baseline if target == "baseline" else None)
             running[target] = (process, port)
             wait_up(port, process, ready)
         requests_file = tmp_path / "requests.json"
@@ -293,15 +307,19 @@ def main() -> None:
                         help="profile counts, e.g. 10000,1000000: run the edge on each count of "
                              "preloaded profiles (instead of the plain edge run), with traffic "
                              "over those visitors")
+    parser.add_argument("--baseline", default=None,
+                        help="a checkout of an earlier commit whose edge runs beside this one")
     parser.add_argument("--rounds", type=int, default=3,
                         help="saturation rounds per target (or per population count), taking turns")
     args = parser.parse_args()
     if args.targets is None:
         args.targets = "bare,floor,pipelined,edge" + (",edge@1" if args.workers > 1 else "")
+    if args.baseline and "baseline" not in args.targets.split(","):
+        args.targets += ",baseline"
 
     with tempfile.TemporaryDirectory(prefix="kairos-bench-") as tmp:
         tmp_path = Path(tmp)
-        wants_edge = "edge" in args.targets or args.population
+        wants_edge = "edge" in args.targets or "baseline" in args.targets or args.population
         config = write_config(tmp_path / "config", args.rules) if wants_edge else None
         targets = [t for t in args.targets.split(",") if not (t == "edge" and args.population)]
         results: dict[str, dict] = run_targets(targets, args, config, tmp_path) if targets else {}
@@ -335,6 +353,13 @@ def main() -> None:
         if "edge" in results and floor_name in results:
             add_ratio(report, results["edge"], results[floor_name],
                       "edge_vs_floor" if floor_name == "floor" else "edge_vs_pipelined_floor")
+    if "edge" in results and "baseline" in results:
+        add_ratio(report, results["edge"], results["baseline"], "edge_vs_baseline")
+        # CPU per request, worker and Redis together: what a change saves of the edge's work.
+        mine, theirs = results["edge"]["saturation"], results["baseline"]["saturation"]
+        report["edge_vs_baseline_cpu_per_request"] = round(
+            (mine["server_cpu_us_per_request"] + mine["redis_cpu_us_per_request"])
+            / (theirs["server_cpu_us_per_request"] + theirs["redis_cpu_us_per_request"]), 3)
     if "edge" in results and "edge@1" in results:
         add_ratio(report, results["edge"], results["edge@1"], f"edge_{args.workers}_workers_vs_1")
     RESULTS.mkdir(exist_ok=True)
