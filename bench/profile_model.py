@@ -21,9 +21,8 @@ import orjson
 
 from edge.runtime.config import ProfileLimits
 from edge.pipeline.delivery import decode_state
-from edge.ingest.ecommerce import cart_from_fields
 from edge.pipeline.handler import encode_update
-from edge.store.profiles import AggregateLayout
+from edge.store.profiles import AggregateLayout, cart_from_fields
 from rules.aggregates import brute_force
 
 MINUTE_MS = 60_000
@@ -269,7 +268,7 @@ class ProfileState:
             "recent_categories": list(self.recent_categories),
             "first_seen": self.first_seen, "last_seen": self.last_seen, "visits": self.visits,
             "events": self.events, "verified": self.known, "user_id": None,
-            "unverified_claim": None, **decode_state(None),
+            "unverified_claim": None, **decode_state({}),
         }
 
 

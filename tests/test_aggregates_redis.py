@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from edge.runtime.config import Settings
 from edge.ingest.normalize import Incoming
-from edge.pipeline.handler import encode_update
+from edge.pipeline.handler import encode_update, event_write
 from edge.store.profiles import AggregateLayout, ProfileStore, decode_snapshot
 from rules.aggregates import AggregateSpec, brute_force, bucket_ms_for
 
@@ -37,7 +37,7 @@ async def replay(url: str, layout: AggregateLayout, arrivals: list[tuple[int, in
         for n, (who, ts, now, updates) in enumerate(arrivals):
             incoming = Incoming(event={"type": "track"}, message_id=f"m{n}", ts_ms=ts,
                                 primary=f"anon:p{who}")
-            await store.apply_event(incoming, layout, updates, now)
+            await store.apply_event(incoming.primary, event_write(incoming, now), layout, updates)
             if n == merge_after:
                 await store.merge("anon:p1", "anon:p0", layout)
         reader = "anon:p0" if merge_after is not None else f"anon:p{arrivals[-1][0]}"

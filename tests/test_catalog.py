@@ -17,6 +17,7 @@ from edge.catalog.products import Product, check_csv_columns, csv_row_to_raw, va
 from edge.cli import main
 from edge.runtime.clock import FakeClock
 from edge.runtime.config import CatalogSettings, Settings
+from edge.store import streams
 from edge.store.catalog import BACK_IN_STOCK, PRICE_DROPPED, CatalogStore
 from edge.store.embedded import EmbeddedRedis
 from edge.ingest.wire import InputError
@@ -57,9 +58,9 @@ def with_store(redis_url: str, scenario: Callable[[CatalogStore], Awaitable[Any]
     return asyncio.run(run())
 
 
-def stream_events(redis_client) -> list[tuple[str, dict[str, Any]]]:
-    return [(fields[b"p"].decode(), orjson.loads(fields[b"e"]))
-            for _, fields in redis_client.xrange(STREAM)]
+def stream_events(redis_client) -> list[streams.Record]:
+    """The event stream's records, as every reader decodes them."""
+    return [streams.decode(fields) for _, fields in redis_client.xrange(STREAM)]
 
 
 # -- validation ---------------------------------------------------------------------------
@@ -167,17 +168,18 @@ def test_a_price_drop_is_announced_once(redis_url, redis_client):
         assert (await store.put([product("a", 80, currency="USD")])).price_drops == []
 
     with_store(redis_url, scenario, clock=clock)
-    events = stream_events(redis_client)
-    assert len(events) == 1
-    profile, event = events[0]
-    assert profile == ""  # no person
+    (_, fields), = redis_client.xrange(STREAM)
+    assert fields[b"p"] == b""  # no person
+    # laid out as a normalized track event, for readers of events
+    event = orjson.loads(fields[b"e"])
     assert event["type"] == "track" and event["event"] == PRICE_DROPPED
-    assert event["timestamp"] == clock.now_ms() and event["messageId"]
-    props = event["properties"]
-    assert props["product_id"] == "a" and props["currency"] == "EUR"
-    assert props["old_price"] == 120 and props["new_price"] == 90
-    assert props["price"] == 120 and props["sale_price"] == 90
-    assert props["name"] == "Boot" and props["category"] == "Shoes"
+    (change,) = stream_events(redis_client)
+    assert isinstance(change, streams.CatalogChange) and change.change == PRICE_DROPPED
+    assert change.timestamp == clock.now_ms() and change.message_id
+    assert change.product_id == "a" and change.currency == "EUR"
+    assert change.old_price == 120 and change.new_price == 90
+    assert change.price == 120 and change.sale_price == 90
+    assert change.name == "Boot" and change.category == "Shoes"
 
 
 def test_back_in_stock_is_announced_once(redis_url, redis_client):
@@ -190,10 +192,9 @@ def test_back_in_stock_is_announced_once(redis_url, redis_client):
         assert (await store.put([product("a", 10, stock=2)])).back_in_stock == []  # unknown before
 
     with_store(redis_url, scenario)
-    events = stream_events(redis_client)
-    assert [e["event"] for _, e in events] == [BACK_IN_STOCK]
-    props = events[0][1]["properties"]
-    assert props["old_stock"] == 0 and props["new_stock"] == 4 and props["product_id"] == "a"
+    (change,) = stream_events(redis_client)
+    assert change.change == BACK_IN_STOCK
+    assert change.old_stock == 0 and change.new_stock == 4 and change.product_id == "a"
 
 
 def test_concurrent_updates_announce_a_drop_once(redis_url, redis_client):
@@ -204,7 +205,7 @@ def test_concurrent_updates_announce_a_drop_once(redis_url, redis_client):
         assert sum(len(r.back_in_stock) for r in results) == 1
 
     with_store(redis_url, scenario)
-    assert Counter(e["event"] for _, e in stream_events(redis_client)) == {
+    assert Counter(e.change for e in stream_events(redis_client)) == {
         PRICE_DROPPED: 1, BACK_IN_STOCK: 1}
 
 
@@ -444,7 +445,7 @@ def test_import_the_example_json_feed_and_a_changed_one(redis_url, redis_client,
     assert "imported 8 product(s)" in out
     assert "(1 price drop(s), 1 back in stock announced)" in out
     assert "row 9: currency: required" in out and "row 10: product: expected an object" in out
-    assert Counter(e["event"] for _, e in stream_events(redis_client)) == {
+    assert Counter(e.change for e in stream_events(redis_client)) == {
         PRICE_DROPPED: 1, BACK_IN_STOCK: 1}
 
 

@@ -19,11 +19,11 @@ from datetime import UTC, datetime
 from typing import Any, Callable, Iterator
 from zoneinfo import ZoneInfo
 
-import orjson
 import pytest
 
 import rules
 from rules import check_documents, load_ruleset
+from edge.store import streams
 from rules.experiments import assign
 from tests.support import SECRET_KEY, SETTINGS_YAML, LiveEdge, basic, write_config
 
@@ -80,16 +80,13 @@ def push_rules(answer: dict[str, Any]) -> list[str]:
     return [push["rule"] for push in answer["push"]]
 
 
-def stream(redis_client, event_name: str, profile_id: str | None = None) -> list[dict[str, Any]]:
-    """Stream entries of one event name (of one profile), oldest first, as JSON."""
-    found = []
-    for _, fields in redis_client.xrange(STREAM):
-        entry = orjson.loads(fields[b"e"])
-        if entry.get("event") != event_name:
-            continue
-        if profile_id is None or fields[b"p"].decode() == profile_id:
-            found.append(entry)
-    return found
+def records(redis_client, kind: type, profile_id: str | None = None) -> list[Any]:
+    """The edge's records of one type (of one profile), oldest first, decoded as every
+    reader decodes them: messages from the outbox, the rest from the event stream."""
+    key = streams.OUTBOX if kind is streams.OutboundMessage else STREAM
+    found = (streams.decode(fields) for _, fields in redis_client.xrange(key))
+    return [r for r in found
+            if isinstance(r, kind) and (profile_id is None or r.profile_id == profile_id)]
 
 
 def at_local(edge: LiveEdge, text: str, zone: str = NEW_YORK) -> int:
@@ -489,20 +486,19 @@ def test_exposures_and_control_non_exposures_go_to_the_stream(start, redis_clien
     for variant, who in people.items():
         page(edge, who)
         page(edge, who)
-        records = stream(redis_client, "Experiment Viewed", f"anon:{who}")
-        assert records, variant
-        for record in records:
-            properties = record["properties"]
-            assert properties["experiment"] == "hero-test"
-            assert properties["variant"] == variant
-            assert properties["exposed"] is (variant != "control")
+        exposures = records(redis_client, streams.Exposure, f"anon:{who}")
+        assert exposures, variant
+        for exposure in exposures:
+            assert exposure.experiment == "hero-test"
+            assert exposure.variant == variant
+            assert exposure.exposed is (variant != "control")
             if variant == "control":
-                assert properties["rule"] in ("hero-a", "hero-b")
+                assert exposure.rule in ("hero-a", "hero-b")
             else:
-                assert properties["rule"] == HERO_RULE[variant]
-        assert len(records) >= 2  # at least one per page
+                assert exposure.rule == HERO_RULE[variant]
+        assert len(exposures) >= 2  # at least one per page
         if variant != "control":
-            assert len(records) == 2  # one per page shown
+            assert len(exposures) == 2  # one per page shown
 
 
 def test_a_control_person_is_recorded_once_per_answer(start, redis_client):
@@ -514,7 +510,7 @@ def test_a_control_person_is_recorded_once_per_answer(start, redis_client):
     who = next(f"ctl-{n}" for n in itertools.count()
                if assign(experiment, f"anon:ctl-{n}") == "control")
     page(edge, who)
-    assert len(stream(redis_client, "Experiment Viewed", f"anon:{who}")) == 1
+    assert len(records(redis_client, streams.Exposure, f"anon:{who}")) == 1
 
 
 def differing_people(experiment) -> tuple[str, str]:
@@ -730,10 +726,10 @@ EVERY_CONSENT = {"push": True, "email": True, "sms": True}
 
 def restocked(edge: LiveEdge, redis_client, who: str) -> str | None:
     """Sends "Restocked"; the channel the notification went out on (None: nowhere)."""
-    before = len(stream(redis_client, "Message Queued", f"anon:{who}"))
+    before = len(records(redis_client, streams.OutboundMessage, f"anon:{who}"))
     answer = track(edge, who, "Restocked", {"name": "Lamp"})
-    queued = stream(redis_client, "Message Queued", f"anon:{who}")[before:]
-    channels = [entry["properties"]["channel"] for entry in queued]
+    queued = records(redis_client, streams.OutboundMessage, f"anon:{who}")[before:]
+    channels = [message.channel for message in queued]
     channels += ["push"] * len(answer["push"]) + ["in_app"] * len(answer["messages"])
     assert len(channels) <= 1, channels
     return channels[0] if channels else None
@@ -749,9 +745,9 @@ def test_without_preference_the_policy_channel_order_decides(start, redis_client
     edge = start(NOTIFY_RULES)
     reachable(edge, "ntf-1")
     assert restocked(edge, redis_client, "ntf-1") == "email"
-    queued = stream(redis_client, "Message Queued", "anon:ntf-1")[0]["properties"]
-    assert queued == {"rule": "back-in-stock", "channel": "email", "title": "Back in stock",
-                      "body": "Lamp is back", "link": "/p/lamp"}
+    queued = records(redis_client, streams.OutboundMessage, "anon:ntf-1")[0]
+    assert (queued.rule, queued.channel, queued.title, queued.body, queued.link) == (
+        "back-in-stock", "email", "Back in stock", "Lamp is back", "/p/lamp")
 
 
 def test_preferred_channel_trait_comes_first(start, redis_client):
@@ -761,7 +757,7 @@ def test_preferred_channel_trait_comes_first(start, redis_client):
     answer = track(edge, "ntf-2", "Restocked", {"name": "Lamp"})
     assert answer["push"] == [{"rule": "back-in-stock", "title": "Back in stock",
                                "body": "Lamp is back", "link": "/p/lamp"}]
-    assert stream(redis_client, "Message Queued", "anon:ntf-2") == []
+    assert records(redis_client, streams.OutboundMessage, "anon:ntf-2") == []
 
 
 def test_last_engaged_channel_comes_next(start, redis_client):

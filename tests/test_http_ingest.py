@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 import orjson
 import pytest
 
+from edge.store import streams
 from tests.support import PUBLIC_KEY, SECRET_KEY, basic
 
 HOUR = 3_600_000
@@ -70,9 +71,9 @@ def test_retry_with_same_message_id_is_counted_once(edge, redis_client):
 def test_every_accepted_event_lands_in_the_stream(edge, redis_client):
     edge.post("/v1/page", {"anonymousId": "s1", "messageId": "x1"}, PUBLIC_KEY)
     edge.track("Signed Up", anonymousId="s1", messageId="x2")
-    entries = redis_client.xrange("kairos:events")
-    assert [orjson.loads(e[1][b"e"])["messageId"] for e in entries] == ["x1", "x2"]
-    assert all(e[1][b"p"] == b"anon:s1" for e in entries)
+    records = [streams.decode(fields) for _, fields in redis_client.xrange(streams.EVENTS)]
+    assert [r.message_id for r in records] == ["x1", "x2"]
+    assert all(isinstance(r, streams.Event) and r.profile_id == "anon:s1" for r in records)
 
 
 def test_cart_and_order(edge):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import time
 
-import orjson
-
+from edge.store import streams
 from tests.support import RULES_YAML, SECRET_KEY, basic
 
 
@@ -112,8 +111,9 @@ def test_redis_down_answers_503_with_empty_decisions(redis_url, tmp_path):
 
 def test_stream_payload_is_the_normalized_event(edge, redis_client):
     edge.track("Signed Up", anonymousId="sp", properties={"plan": "pro"}, messageId="sp-1")
-    (_, fields), = redis_client.xrange("kairos:events")
-    event = orjson.loads(fields[b"e"])
+    (record,) = [streams.decode(fields) for _, fields in redis_client.xrange(streams.EVENTS)]
+    assert isinstance(record, streams.Event) and record.profile_id == "anon:sp"
+    event = record.event
     assert event["event"] == "Signed Up" and event["properties"] == {"plan": "pro"}
     assert event["site"] == "shop" and event["timestamp"] == edge.clock.now_ms()
 

@@ -22,7 +22,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from edge.runtime.config import ProfileLimits, Settings
 from edge.ingest.normalize import Incoming
-from edge.pipeline.handler import encode_update
+from edge.pipeline.delivery import profile_from
+from edge.pipeline.handler import encode_update, event_write
 from edge.store import keys as K
 from edge.store.profiles import AggregateLayout, OutcomeWrite, ProfileStore, decode_snapshot
 from rules.aggregates import AggregateSpec, bucket_ms_for
@@ -85,7 +86,8 @@ class Harness:
 
     async def event(self, who: str, ts: int, updates: list, message_id: str) -> dict:
         incoming = Incoming(event={"type": "track"}, message_id=message_id, ts_ms=ts, primary=who)
-        status, reply = await self.store.apply_event(incoming, self.layout, updates, self.now)
+        status, reply = await self.store.apply_event(who, event_write(incoming, self.now),
+                                                     self.layout, updates)
         self.note_expiry(await self.store.resolve(who) or who)
         return decode_snapshot(reply, self.layout)["aggregates"]
 
@@ -209,14 +211,15 @@ def test_every_key_of_an_anonymous_profile_expires(redis_url):
         h = Harness(redis_url, layout)
         try:
             store = h.store
-            await store.apply_event(Incoming(event={"type": "page"}, message_id="a", ts_ms=h.now,
-                                             primary="anon:k"), layout, [], h.now)
+            await store.apply_event("anon:k", event_write(Incoming(
+                event={"type": "page"}, message_id="a", ts_ms=h.now, primary="anon:k"), h.now),
+                layout, [])
             # a trait set by a rule creates the traits hash
             await store.write_outcome("anon:k", OutcomeWrite(now_ms=h.now, traits={"engaged": True}))
             h.now += MINUTE
-            await store.apply_event(Incoming(event={"type": "track"}, message_id="b", ts_ms=h.now,
-                                             primary="anon:k", product="p1", category="shoes"),
-                                    layout, updates_for(specs_for([HOUR]), "shoes"), h.now)
+            await store.apply_event("anon:k", event_write(Incoming(
+                event={"type": "track"}, message_id="b", ts_ms=h.now, primary="anon:k",
+                product="p1", category="shoes"), h.now), layout, updates_for(specs_for([HOUR]), "shoes"))
             keys = h.client.keys("{p:anon:k}*")
             assert len(keys) == 10  # profile, seen, ids, traits, 2 recent lists, 4 aggregates
             assert all(h.client.pttl(key) > 0 for key in keys), {k: h.client.pttl(k) for k in keys}
@@ -240,7 +243,7 @@ def test_retries_are_recognised_within_the_window_and_the_cap(redis_url):
             async def send(message_id: str) -> str:
                 incoming = Incoming(event={"type": "track"}, message_id=message_id, ts_ms=h.now,
                                     primary="anon:d")
-                status, _ = await h.store.apply_event(incoming, layout, [], h.now)
+                status, _ = await h.store.apply_event("anon:d", event_write(incoming, h.now), layout, [])
                 return status
 
             assert await send("m") == "ok"
@@ -271,12 +274,13 @@ def test_delivery_state_stored_as_json_is_still_read(redis_url):
     async def run() -> None:
         h = Harness(redis_url, layout)
         try:
-            await h.store.apply_event(Incoming(event={"type": "page"}, message_id="a", ts_ms=h.now,
-                                               primary="anon:j"), layout, [], h.now)
+            await h.store.apply_event("anon:j", event_write(Incoming(
+                event={"type": "page"}, message_id="a", ts_ms=h.now, primary="anon:j"), h.now),
+                layout, [])
             legacy = {"c": {"global": [h.now - HOUR]}, "x": {"hero": "b"},
                       "k": {"email": [True, h.now - DAY, "form"]}}
             h.client.hset("{p:anon:j}", "dl", orjson.dumps(legacy))
-            profile = decode_snapshot(await h.store.read("anon:j", layout, h.now), layout)
+            profile = profile_from(await h.store.read("anon:j", layout, h.now), layout)
             assert profile["deliveries"] == {"global": [h.now - HOUR]}
             assert profile["experiments"] == {"hero": "b"}
             assert profile["consent"]["email"]["granted"] is True

@@ -22,7 +22,7 @@ from edge.ingest import consent
 from edge.ingest.auth import AuthError, Caller
 from edge.runtime.config import Limits
 from edge.ingest.context import build_context
-from edge.pipeline.delivery import local_clock, reachable_channels
+from edge.pipeline.delivery import local_clock, profile_from, reachable_channels
 from edge.http.common import (auth_error_response, check_json_content_type, error_response,
                               header_map, input_error_response, json_response, read_body,
                               require_scope)
@@ -31,7 +31,7 @@ from edge.ingest.normalize import Incoming, normalize
 from edge.pipeline.handler import overlay_consent
 from edge.pipeline.rulebook import ActiveRules
 from edge.http.state import EdgeState
-from edge.store.profiles import StoreError, decode_snapshot
+from edge.store.profiles import StoreError
 from edge.ingest.wire import EVENT_TYPES, Event, InputError, field_from_validation_error
 from rules.explain import (aggregate_kinds, cap_usage, explain_rules, explain_segments,
                            json_safe, not_triggered, with_updates)
@@ -76,7 +76,7 @@ async def explain(request: Request) -> Response:
         if reply is None:
             return error_response(404, "not_found", "no profile for this identifier",
                                   field="profile")
-        answer = await _explanation(state, active, decode_snapshot(reply, active.layout),
+        answer = await _explanation(state, active, profile_from(reply, active.layout),
                                     incoming, caller, asked, now)
     except (RedisError, OSError, TimeoutError, StoreError) as exc:
         return error_response(503, "unavailable",

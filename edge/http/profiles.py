@@ -12,7 +12,7 @@ from starlette.responses import Response
 from edge.ingest.auth import AuthError
 from edge.http.common import auth_error_response, error_response, json_response, require_scope
 from edge.http.state import EdgeState
-from edge.store.profiles import decode_snapshot
+from edge.pipeline.delivery import profile_from
 
 IDENTIFIER_KINDS = ("anon", "user", "email", "phone", "device")
 
@@ -40,7 +40,7 @@ async def get_profile(request: Request) -> Response:
     reply = await state.store.read(identifier, layout, now)
     if reply is None:
         return error_response(404, "not_found", "no profile for this identifier", field="id")
-    profile = decode_snapshot(reply, layout)
+    profile = profile_from(reply, layout)
     profile["identities"] = await state.store.identifiers(profile["id"])
     return json_response(profile)
 

@@ -87,22 +87,3 @@ def ordered_products(products: Any) -> list[str]:
         return []
     found = (product_id_of(item) for item in products if isinstance(item, dict))
     return list(dict.fromkeys(product_id for product_id in found if product_id))
-
-
-def cart_from_fields(flat: list[bytes], updated_at: int | None) -> dict[str, Any]:
-    """Rebuild the cart from the Redis hash: item json per product, quantity under q:<id>."""
-    fields = dict(zip(flat[::2], flat[1::2]))
-    items = []
-    value = 0.0
-    for key, raw in fields.items():
-        if key.startswith(b"q:"):
-            continue
-        item = orjson.loads(raw)
-        quantity = int(fields.get(b"q:" + key, 1))
-        item["quantity"] = quantity
-        price = item.get("price")
-        if isinstance(price, (int, float)) and not isinstance(price, bool):
-            value += price * quantity
-        items.append(item)
-    items.sort(key=lambda item: item["product_id"])
-    return {"items": items, "value": round(value, 2), "updated_at": updated_at}

@@ -1,7 +1,7 @@
 """A person's delivery state: what arbitration reads and what the effects script writes.
 
-The event script returns the profile field "dl" (see edge/store/effects.lua);
-this module turns it into the profile's public parts (consent, experiments,
+The store decodes the profile field "dl" (see edge/store/effects.lua); this
+module turns it into the profile's public parts (consent, experiments,
 engagement) and into rules.arbitration.Person for this event.
 """
 
@@ -10,18 +10,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Mapping
 
-import orjson
-
 from edge.ingest import consent, engagement
+from edge.store.profiles import AggregateLayout, decode_snapshot
 from rules.arbitration import Person
 from rules.localtime import WEEKDAYS, LocalTimeCache, zone_named
 
 ALWAYS_REACHABLE = frozenset({"web", "in_app"})  # the answer itself reaches the page or app
 
 
-def decode_state(raw: dict[str, Any] | bytes | str | None) -> dict[str, Any]:
-    """The profile's delivery-related parts, from the stored "dl" (decoded, or JSON)."""
-    state = raw if raw.__class__ is dict else orjson.loads(raw) if raw else {}
+def profile_from(reply: list[Any], layout: AggregateLayout) -> dict[str, Any]:
+    """The profile as the rules read it, from the event script's reply: the stored
+    parts, with the delivery state's public parts in place of the state itself."""
+    profile = decode_snapshot(reply, layout)
+    profile.update(decode_state(profile.pop("delivery_state")))
+    return profile
+
+
+def decode_state(state: Mapping[str, Any]) -> dict[str, Any]:
+    """The profile's delivery-related parts, from the stored "dl" (decoded)."""
     hours = state.get("h") or [0] * engagement.HOURS
     last = state.get("l")
     return {

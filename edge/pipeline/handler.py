@@ -8,10 +8,7 @@ happen.
 
 from __future__ import annotations
 
-import itertools
-import os
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,11 +18,13 @@ from edge.ingest.auth import Caller
 from edge.runtime.clock import SystemClock
 from edge.catalog.lists import CATALOG_NAMES, catalog_variables
 from edge.ingest.context import build_context
-from edge.pipeline.delivery import local_hour, person_for
+from edge.pipeline.delivery import local_hour, person_for, profile_from
 from edge.runtime.metrics import Metrics
 from edge.ingest.normalize import Incoming
 from edge.pipeline.rulebook import ActiveRules, Rulebook
-from edge.store.profiles import OutcomeWrite, ProfileStore, decode_snapshot
+from edge.store import streams
+from edge.store.profiles import OutcomeWrite, ProfileStore
+from edge.store.scripts import EventArgs, flat_json
 from rules.arbitration import Fired, Selection
 from rules.render import Rendered, needed_names, render
 
@@ -57,6 +56,21 @@ def encode_update(kind: str, value: Any) -> str:
     return str(value)
 
 
+def event_write(incoming: Incoming, now_ms: int) -> EventArgs:
+    """What the event script stores of this event (its aggregate updates travel apart)."""
+    write = EventArgs(
+        now_text=str(now_ms), ts_text=str(incoming.ts_ms), message_id=incoming.message_id,
+        payload=orjson.dumps(incoming.event).decode(),
+        traits_set=flat_json(incoming.traits_set), traits_set_once=flat_json(incoming.traits_set_once),
+        traits_unset=incoming.traits_unset, recent_product=incoming.product,
+        recent_category=incoming.category, unverified_claim=incoming.claim or "")
+    cart = incoming.cart
+    if cart is not None:
+        write.cart_op, write.cart_product = cart.op, cart.product_id
+        write.cart_item, write.cart_quantity = cart.item_json.decode(), cart.quantity
+    return write
+
+
 class Pipeline:
     def __init__(self, store: ProfileStore, rulebook: Rulebook, metrics: Metrics,
                  clock: Any = None, catalog: Any = None) -> None:
@@ -81,7 +95,8 @@ class Pipeline:
         updates: list[Any] = []
         for spec, value in active.ruleset.aggregate_updates(incoming.event):
             updates += (active.index[spec.id] + 1, encode_update(spec.kind, value))
-        status, reply = await self.store.apply_event(incoming, layout, updates, now)
+        status, reply = await self.store.apply_event(incoming.primary, event_write(incoming, now),
+                                                     layout, updates)
         if incoming.purchased and status != "dup" and self.catalog is not None:
             # Counted once per order: products bought together feed cross-sell.
             await self.catalog.record_purchase(incoming.purchased)
@@ -94,7 +109,7 @@ class Pipeline:
                 if reread is not None:
                     reply = reread
 
-        profile = decode_snapshot(reply, layout)
+        profile = profile_from(reply, layout)
         if incoming.consent:
             # The answers given with this event count for this event's decision.
             overlay_consent(profile, incoming.consent, incoming.ts_ms)
@@ -205,13 +220,14 @@ class Pipeline:
             write.deliveries.append(fired.caps)
             index_of[fired.plan.id] = len(write.deliveries)
         for experiment, variant, rule_id in selection.exposures:
-            payload = stream_event("Experiment Viewed", now, profile_id, {
-                "experiment": experiment, "variant": variant, "rule": rule_id,
-                "exposed": variant != "control"})
-            write.stream_entries.append((index_of.get(rule_id, 0), payload))
+            write.exposures.append((index_of.get(rule_id, 0), streams.Exposure(
+                profile_id=profile_id, message_id=streams.new_message_id(), timestamp=now,
+                experiment=experiment, variant=variant, rule=rule_id,
+                exposed=variant != "control")))
         for message in rendered.outbound:
-            payload = stream_event("Message Queued", now, profile_id, message)
-            write.stream_entries.append((index_of.get(message["rule"], 0), payload))
+            write.messages.append((index_of.get(message["rule"], 0), streams.OutboundMessage(
+                profile_id=profile_id, message_id=streams.new_message_id(), timestamp=now,
+                **message)))
 
     async def _join(self, incoming: Incoming, active: ActiveRules) -> str | None:
         """Point every verified identifier of the event at one profile, merging as needed.
@@ -260,28 +276,3 @@ def overlay_consent(profile: dict[str, Any], changes: list[Any], ts_ms: int) -> 
         if previous is None or previous["at"] <= ts_ms:
             stored[change.name] = {"granted": change.granted, "at": ts_ms, "source": change.source}
     profile["consent"] = stored
-
-
-# The edge's own records need unique message ids, one or two per answer: a random
-# prefix per process and a counter are unique across workers and restarts, and cost
-# a tenth of a uuid4 each. A forked child draws a prefix of its own.
-_RECORD_PREFIX = ""
-_record_numbers = itertools.count(1)
-
-
-def _new_record_prefix() -> None:
-    global _RECORD_PREFIX
-    _RECORD_PREFIX = f"kairos-{uuid.uuid4().hex}-"
-
-
-_new_record_prefix()
-os.register_at_fork(after_in_child=_new_record_prefix)
-
-
-def stream_event(name: str, now: int, profile_id: str, properties: dict[str, Any]) -> str:
-    """A record the edge itself adds to the event stream, in the stream's event format."""
-    return orjson.dumps({
-        "type": "track", "event": name, "properties": properties,
-        "messageId": f"{_RECORD_PREFIX}{next(_record_numbers)}", "userId": None,
-        "profileId": profile_id, "timestamp": now, "context": {"library": {"name": "kairos-edge"}},
-    }).decode()

@@ -18,25 +18,20 @@ passing a prefix such as `{kairos:catalog}`).
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 import msgspec
-import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
 from edge.catalog.products import Product
 from edge.runtime.clock import SystemClock
 from edge.runtime.config import Settings
-from edge.store.scripts import Script
-
-PUT = Script("catalog_put")
-DELETE = Script("catalog_delete")
-
-PRICE_DROPPED = "product_price_dropped"
-BACK_IN_STOCK = "product_back_in_stock"
+from edge.store import streams
+from edge.store.scripts import (CATALOG_DELETE, CATALOG_PUT, CatalogDeleteArgs, CatalogPutArgs,
+                                Script, argv)
+from edge.store.streams import BACK_IN_STOCK, PRICE_DROPPED
 
 # A concurrent writer can move a product to another category between our read of
 # its category and the script; each retry follows it. Past this many, give up.
@@ -97,7 +92,7 @@ class CatalogStore:
         pending = [(product, path) for product, path in zip(latest.values(), stored)]
         result = PutResult()
         for _ in range(MAX_ATTEMPTS):
-            calls = [(PUT, *self._put_call(product, path, now)) for product, path in pending]
+            calls = [(CATALOG_PUT, *self._put_call(product, path, now)) for product, path in pending]
             retry = []
             for (product, _), reply in zip(pending, await self._run_scripts(calls)):
                 if reply[0] == b"recat":
@@ -133,7 +128,8 @@ class CatalogStore:
         for _ in range(MAX_ATTEMPTS):
             keys = [self.product_key(product_id), self._index_or(path, product_id),
                     self.cross_sell_key(product_id)]
-            (reply,) = await self._run_scripts([(DELETE, keys, [product_id, path])])
+            (reply,) = await self._run_scripts(
+                [(CATALOG_DELETE, keys, argv(CatalogDeleteArgs(product_id, path)))])
             if reply[0] != b"recat":
                 return reply[0] == b"ok"
             path = reply[1].decode()
@@ -247,35 +243,23 @@ class CatalogStore:
         # Scripts take every key in KEYS; "no category" is the product's own key, never touched.
         return self.category_key(path) if path else self.product_key(product_id)
 
-    def _put_call(self, product: Product, stored_path: str, now_ms: int) -> tuple[list[str], list[Any]]:
+    def _put_call(self, product: Product, stored_path: str,
+                  now_ms: int) -> tuple[list[str], tuple[Any, ...]]:
         keys = [self.product_key(product.id), self._index_or(product.category_path, product.id),
                 self._index_or(stored_path, product.id), self.stream_key]
         stock = "" if product.stock is None else str(product.stock)
-        args = [product.id, _encode_product(product), repr(product.effective_price), stock,
-                product.currency, product.category_path, stored_path,
-                self._event(PRICE_DROPPED, product, now_ms,
-                            {"new_price": product.effective_price, "price": product.price,
-                             "sale_price": product.sale_price}),
-                self._event(BACK_IN_STOCK, product, now_ms,
-                            {"price": product.effective_price, "new_stock": product.stock}),
-                self.stream_max]
-        return keys, args
+        args = CatalogPutArgs(
+            product_id=product.id, product_json=_encode_product(product),
+            price=repr(product.effective_price), stock=stock, currency=product.currency,
+            path=product.category_path, read_path=stored_path,
+            price_drop_event=_change(PRICE_DROPPED, product, now_ms, new_price=product.effective_price,
+                                     price=product.price, sale_price=product.sale_price),
+            back_in_stock_event=_change(BACK_IN_STOCK, product, now_ms,
+                                        price=product.effective_price, new_stock=product.stock),
+            stream_max=self.stream_max)
+        return keys, argv(args)
 
-    @staticmethod
-    def _event(name: str, product: Product, now_ms: int, extra: dict[str, Any]) -> bytes:
-        """The stream entry's `e`, laid out as normalize lays out a track event, so one
-        consumer reads both. The script adds the old price or stock, which only it knows.
-        (The category travels as its path: Lua's JSON cannot tell an empty list from {}.)"""
-        return orjson.dumps({
-            "type": "track", "event": name, "messageId": str(uuid.uuid4()),
-            "timestamp": now_ms, "receivedAt": now_ms, "anonymousId": None, "userId": None,
-            "properties": {"product_id": product.id, "name": product.name, "url": product.url,
-                           "image": product.image, "currency": product.currency,
-                           "category": product.category_path, "brand": product.brand, **extra},
-            "traits": {}, "context": {}, "site": None,
-        })
-
-    async def _run_scripts(self, calls: list[tuple[Script, list[str], list[Any]]]) -> list[Any]:
+    async def _run_scripts(self, calls: list[tuple[Script, list[str], Sequence[Any]]]) -> list[Any]:
         """EVALSHA each call in one pipeline; after a Redis restart (NOSCRIPT), load and redo
         only the calls that failed, so none runs twice."""
         replies: list[Any] = [None] * len(calls)
@@ -300,3 +284,14 @@ class CatalogStore:
                 await self.client.script_load(script.source)
             todo = failed
         return replies
+
+
+def _change(change: str, product: Product, now_ms: int, **values: Any) -> str:
+    """The announcement's event JSON, but for the old value, which only the put script
+    knows and adds. (The category travels as its path: Lua's JSON cannot tell an empty
+    list from {}.)"""
+    return streams.event_json(streams.CatalogChange(
+        change=change, message_id=streams.new_message_id(), timestamp=now_ms,
+        product_id=product.id, name=product.name, url=product.url, image=product.image,
+        currency=product.currency, category=product.category_path, brand=product.brand,
+        **values))

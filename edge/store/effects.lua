@@ -1,7 +1,8 @@
 -- What a decision leaves behind, in one round trip: changed segments, tags and
 -- traits; deliveries checked against their frequency caps and recorded; the
--- experiment variants given; consent answers; engagement; and the stream
--- entries for exposures and outbound messages.
+-- experiment variants given; consent answers; engagement; the exposures,
+-- appended to the event stream; and the outbound messages, to the outbox (never
+-- trimmed: see edge/store/streams.py).
 --
 -- Delivery state lives in one field "dl" of the profile hash, msgpack (older
 -- profiles may still hold it as JSON, which is read the same and rewritten as
@@ -10,48 +11,51 @@
 --   x: experiment id -> variant (first assignment stays)
 --   k: consent name -> [granted, time ms, source] (newest answer wins)
 --   h: 24 counts of engagement by local hour;  l: [channel, time ms] last opened or clicked
--- KEYS: 1 profile hash, 2 traits, 3 stream
--- ARGV[1] msgpack array: 1 now, 2 segments json or "", 3 tags json or "",
---   4 traits (flat name, json), 5 max traits, 6 horizon ms, 7 variants (flat id, variant),
---   8 consent (flat name, granted 0|1, time, source), 9 engagement
---   {hour, channel, engaged 0|1, time} or {}, 10 stream entries (flat delivery
---   index or 0, payload), 11 stream max length, 12 anonymous profile time to
---   live ms (both as text: command arguments), 13.. the deliveries,
---   each: the number of caps to check, then per cap its key, window ms, max and
---   how many deliveries it counts; the number of keys to record times under,
---   then per key the key and how many times (two caps on one key check one
---   delivery twice, add it once)
+-- KEYS: 1 profile hash, 2 traits, 3 event stream, 4 outbox
+-- ARGV (EffectsArgv in edge/store/scripts.py; tests/test_script_contracts.py
+-- holds this script to it): 1 what the decision changes (EffectsArgs,
+-- msgpack), 2 the deliveries (msgpack, flat), each: the number of caps to
+-- check, that many CapChecks, the number of keys to record times under, that
+-- many CapRecords; 3 the limits (Limits)
 -- Returns {"ok", accepted flags per delivery} | {"moved", id} | {"missing"}
-local prof, traits, stream = KEYS[1], KEYS[2], KEYS[3]
+local prof, traits, stream, outbox = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local outcome, deliveries, limits = ARGV[1], ARGV[2], ARGV[3]
+local CAP_CHECK_WIDTH, CAP_RECORD_WIDTH = 4, 2  -- fields of one CapCheck, one CapRecord
+
 -- the array's elements as values: see elements() in event.lua
-local first = string.byte(ARGV[1])
-local a = {cmsgpack.unpack(string.sub(ARGV[1], first == 0xdc and 4 or first == 0xdd and 6 or 2))}
+local function elements(packed)
+  local first = string.byte(packed)
+  return cmsgpack.unpack(string.sub(packed, first == 0xdc and 4 or first == 0xdd and 6 or 2))
+end
 local f = redis.call('HMGET', prof, '->', 'id', 'dl', 'uid')
 if f[1] then return {'moved', f[1]} end
 if not f[2] then return {'missing'} end
-local now = a[1]
+local now, segments, tags, traits_set, horizon_ms, variants, consent, engagement, exposures,
+      messages = elements(outcome)
+local anon_ttl, max_traits, rp_cap, rc_cap, cart_cap, distinct_cap, dedupe_ms, dedupe_max,
+      gap_ms, stream_max = elements(limits)
+local d = {elements(deliveries)}
 
 -- profile fields changed here, written with one HSET at the end
 local writes = {}
-if a[2] ~= '' then writes[#writes + 1], writes[#writes + 2] = 'sg', a[2] end
-if a[3] ~= '' then writes[#writes + 1], writes[#writes + 2] = 'tg', a[3] end
-local set = a[4]
+if segments ~= '' then writes[#writes + 1], writes[#writes + 2] = 'sg', segments end
+if tags ~= '' then writes[#writes + 1], writes[#writes + 2] = 'tg', tags end
+local set = traits_set
 for i = 1, #set, 2 do
   if redis.call('HEXISTS', traits, set[i]) == 1 then
     redis.call('HSET', traits, set[i], set[i + 1])
   else
     local count = redis.call('HLEN', traits)
-    if count < a[5] then
+    if count < max_traits then
       redis.call('HSET', traits, set[i], set[i + 1])
       -- a new key of an anonymous profile expires with it (see event.lua)
-      if count == 0 and not f[4] then redis.call('PEXPIRE', traits, a[12]) end
+      if count == 0 and not f[4] then redis.call('PEXPIRE', traits, anon_ttl) end
     end
   end
 end
 
-local variants, consent, engagement = a[7], a[8], a[9]
 local accepted = {}
-if #a > 12 or #variants > 0 or #consent > 0 or #engagement > 0 then
+if #d > 0 or #variants > 0 or #consent > 0 or #engagement > 0 then
   local raw, dl = f[3], {}
   if raw then
     if string.byte(raw) == 123 then dl = cjson.decode(raw) else dl = cmsgpack.unpack(raw) end  -- 123: '{'
@@ -61,29 +65,31 @@ if #a > 12 or #variants > 0 or #consent > 0 or #engagement > 0 then
   dl.k = dl.k or {}
 
   -- a delivery is all or nothing: every cap it counts towards must have room.
-  -- From a[13] on, each delivery is laid out as described at the top.
-  local none, k = {}, 13
-  while k <= #a do
-    local caps = k + 1               -- where its caps start
-    local records = caps + 4 * a[k]  -- where its number of records is
+  -- Each delivery is laid out as described at the top.
+  local none, k = {}, 1
+  while k <= #d do
+    local caps = k + 1                             -- where its caps start
+    local records = caps + CAP_CHECK_WIDTH * d[k]  -- where its number of records is
     local ok = true
-    for j = caps, records - 1, 4 do
-      local used, since = 0, now - a[j + 1]
-      for _, t in ipairs(dl.c[a[j]] or none) do if t > since then used = used + 1 end end
-      if used + a[j + 3] > a[j + 2] then ok = false end
+    for j = caps, records - 1, CAP_CHECK_WIDTH do
+      local key, window_ms, most, count = d[j], d[j + 1], d[j + 2], d[j + 3]
+      local used, since = 0, now - window_ms
+      for _, t in ipairs(dl.c[key] or none) do if t > since then used = used + 1 end end
+      if used + count > most then ok = false end
     end
-    k = records + 1 + 2 * a[records]
+    k = records + 1 + CAP_RECORD_WIDTH * d[records]
     if ok then
-      for j = records + 1, k - 1, 2 do
-        local list = dl.c[a[j]] or {}
-        for _ = 1, a[j + 1] do list[#list + 1] = now end
-        dl.c[a[j]] = list
+      for j = records + 1, k - 1, CAP_RECORD_WIDTH do
+        local key, times = d[j], d[j + 1]
+        local list = dl.c[key] or {}
+        for _ = 1, times do list[#list + 1] = now end
+        dl.c[key] = list
       end
     end
     accepted[#accepted + 1] = ok and 1 or 0
   end
   -- drop times older than the longest window; most lists have none to drop
-  local horizon = now - a[6]
+  local horizon = now - horizon_ms
   for key, list in pairs(dl.c) do
     for _, old in ipairs(list) do
       if old <= horizon then
@@ -120,11 +126,19 @@ if #a > 12 or #variants > 0 or #consent > 0 or #engagement > 0 then
 end
 if #writes > 0 then redis.call('HSET', prof, unpack(writes)) end
 
-local entries = a[10]
-for i = 1, #entries, 2 do
-  local needs = entries[i]
+-- each entry goes out only if the delivery it belongs to (if any) was accepted
+for i = 1, #exposures, 2 do
+  local needs = exposures[i]
   if needs == 0 or accepted[needs] == 1 then
-    redis.call('XADD', stream, 'MAXLEN', '~', a[11], '*', 'p', f[2], 'e', entries[i + 1])
+    redis.call('XADD', stream, 'MAXLEN', '~', stream_max, '*', 'p', f[2], 'e', exposures[i + 1],
+               'k', 'exposure')
+  end
+end
+-- the outbox is never trimmed: a message not yet delivered must not be lost
+for i = 1, #messages, 2 do
+  local needs = messages[i]
+  if needs == 0 or accepted[needs] == 1 then
+    redis.call('XADD', outbox, '*', 'p', f[2], 'e', messages[i + 1], 'k', 'message')
   end
 end
 return {'ok', accepted}

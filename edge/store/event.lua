@@ -6,28 +6,19 @@
 -- KEYS: 1 profile hash, 2 seen message ids (zset), 3 recent products (list),
 --       4 recent categories (list), 5 identifiers (set), 6 traits (hash),
 --       7 cart (hash), 8 stream, 9.. one hash per aggregate
--- ARGV[1], msgpack array, this event:
---   1 mode ("event" | "read"), 2 identifier the profile would be created for
---   ("" when the key came from a cache and must already exist), 3 now ms,
---   4 event time ms, 5 message id, 6 stream payload, 7 traits to set (flat
---   name, json, ...), 8 traits to set once (same), 9 trait names to unset,
---   10 recent product, 11 recent category, 12 cart op ("add" | "remove" |
---   "clear" | ""), 13 cart product id, 14 cart item json, 15 cart quantity,
---   16 unverified identity claim, 17.. the aggregate updates, six values each:
---   aggregate position, its kind, bucket size ms, number of buckets, key
---   time to live ms, value
--- ARGV[2], msgpack array, the limits: anon_ttl, max_traits, rp_cap, rc_cap,
---   cart_cap, distinct_cap, dedupe_ms, dedupe_max, gap_ms, stream_max
--- ARGV[3], msgpack array, the aggregates in KEYS order: kinds, bucket sizes
---   (ms), numbers of buckets. Unpacked only when a value must be recounted.
--- ARGV[4], the signature of that list of aggregates (see "windowed values")
+-- ARGV (EventArgv in edge/store/scripts.py, which declares every positional
+-- array below with names; tests/test_script_contracts.py holds this script to
+-- it): 1 this event (EventArgs, msgpack), 2 its aggregate updates (flat
+-- AggregateUpdate groups, msgpack), 3 the limits (Limits), 4 the aggregates in
+-- KEYS order (AggregateList; unpacked only when a value must be recounted),
+-- 5 the signature of that list of aggregates (see "windowed values").
 -- Numbers that are command arguments travel as text (now, event time,
 -- anon_ttl, stream_max, key time to live): Lua formats a number given to
 -- redis.call with sprintf("%.14g"), a measurable share of this script's cost.
--- Returns {"moved", id} | {"missing"} | {"stale"} | {status ("ok" | "dup"),
---   profile fields (id, fs, ls, v, n, uid, sg, tg, cu, claim, dl; "" when
---   absent), traits (flat), cart (flat), recent products, recent categories,
---   the windowed values (msgpack, see below)}
+-- Returns {"moved", id} | {"missing"} | {"stale"} | the Snapshot: {status
+--   ("ok" | "dup"), profile fields (ProfileFields; "" when absent), traits
+--   (flat), cart (flat), recent products, recent categories, the windowed
+--   values (msgpack, see below)}
 --
 -- Windowed values. Summing every bucket of every aggregate on every event
 -- was most of this script's cost, so the profile hash keeps each aggregate's
@@ -52,6 +43,7 @@
 local prof, seen, rp, rc, ids, traits, cart, stream =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local naggs = #KEYS - 8
+local AGGREGATE_UPDATE_WIDTH = 6  -- fields of one AggregateUpdate
 
 -- The elements of a msgpack array, as separate values. cmsgpack.unpack grows
 -- an array's table one element at a time, rehashing as it goes, which for a
@@ -62,8 +54,10 @@ local function elements(packed)
   return cmsgpack.unpack(string.sub(packed, first == 0xdc and 4 or first == 0xdd and 6 or 2))
 end
 
-local e = {elements(ARGV[1])}
-local mode, primary, now_text, ts_text = e[1], e[2], e[3], e[4]
+local event, updates, limits, aggregates, signature = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local mode, primary, now_text, ts_text, message_id, payload, traits_set, traits_set_once,
+      traits_unset, recent_product, recent_category, cart_op, cart_product, cart_item,
+      cart_quantity, unverified_claim = elements(event)
 local now, ts = tonumber(now_text), tonumber(ts_text)
 local min, max, floor = math.min, math.max, math.floor
 local FOREVER = 2 ^ 52
@@ -81,16 +75,16 @@ if not exists then
 end
 
 local anon_ttl, max_traits, rp_cap, rc_cap, cart_cap, distinct_cap,
-      dedupe_ms, dedupe_max, gap_ms, stream_max = elements(ARGV[2])
+      dedupe_ms, dedupe_max, gap_ms, stream_max = elements(limits)
 
 -- the windowed values as stored, or all to be recounted (lo = FOREVER)
 local g = f[14] and {elements(f[14])}
 local g_changed = false
-if not g or g[1] ~= ARGV[4] then
+if not g or g[1] ~= signature then
   -- a new profile usually has no aggregate keys at all: one EXISTS saves
   -- recounting every one of them
   local none = naggs == 0 or redis.call('EXISTS', unpack(KEYS, 9)) == 0
-  g = {ARGV[4], none and 0 or FOREVER, FOREVER}
+  g = {signature, none and 0 or FOREVER, FOREVER}
   g_changed = true
 end
 local at = {}  -- aggregate position -> index of its value in g
@@ -109,13 +103,13 @@ end
 -- is a duplicate. Ids past either bound are pruned every 32nd event of the
 -- profile rather than on every event, so an id found is checked against both.
 local status = 'ok'
-if mode == 'event' and e[5] ~= '' then
-  if redis.call('ZADD', seen, 'NX', now_text, e[5]) == 0 then
-    local first_seen = tonumber(redis.call('ZSCORE', seen, e[5]))
-    if first_seen > now - dedupe_ms and redis.call('ZREVRANK', seen, e[5]) < dedupe_max then
+if mode == 'event' and message_id ~= '' then
+  if redis.call('ZADD', seen, 'NX', now_text, message_id) == 0 then
+    local first_seen = tonumber(redis.call('ZSCORE', seen, message_id))
+    if first_seen > now - dedupe_ms and redis.call('ZREVRANK', seen, message_id) < dedupe_max then
       status = 'dup'
     else
-      redis.call('ZADD', seen, now_text, e[5])  -- seen again, as if for the first time
+      redis.call('ZADD', seen, now_text, message_id)  -- seen again, as if for the first time
     end
   end
   if status == 'ok' and exists and (tonumber(f[6]) or 0) % 32 == 0 then
@@ -148,7 +142,7 @@ if mode == 'event' and status == 'ok' then
   end
 
   -- traits: set, set once, unset; the count of traits is capped
-  local set, once = e[7], e[8]
+  local set, once = traits_set, traits_set_once
   for i = 1, #set, 2 do
     if redis.call('HEXISTS', traits, set[i]) == 1 then
       redis.call('HSET', traits, set[i], set[i + 1])
@@ -167,38 +161,38 @@ if mode == 'event' and status == 'ok' then
       if count == 0 then made[traits] = true end
     end
   end
-  for _, name in ipairs(e[9]) do redis.call('HDEL', traits, name) end
-  if e[16] ~= '' then
-    claim = e[16]
+  for _, name in ipairs(traits_unset) do redis.call('HDEL', traits, name) end
+  if unverified_claim ~= '' then
+    claim = unverified_claim
     writes[#writes + 1], writes[#writes + 2] = 'claim', claim
   end
 
   -- recently viewed, newest first, without repeats
-  if e[10] ~= '' then
-    redis.call('LREM', rp, '0', e[10])
-    local length = redis.call('LPUSH', rp, e[10])
+  if recent_product ~= '' then
+    redis.call('LREM', rp, '0', recent_product)
+    local length = redis.call('LPUSH', rp, recent_product)
     if length == 1 then made[rp] = true end
     if length > rp_cap then redis.call('LTRIM', rp, '0', rp_cap - 1) end
   end
-  if e[11] ~= '' then
-    redis.call('LREM', rc, '0', e[11])
-    local length = redis.call('LPUSH', rc, e[11])
+  if recent_category ~= '' then
+    redis.call('LREM', rc, '0', recent_category)
+    local length = redis.call('LPUSH', rc, recent_category)
     if length == 1 then made[rc] = true end
     if length > rc_cap then redis.call('LTRIM', rc, '0', rc_cap - 1) end
   end
 
   -- cart: item json under the product id, quantity under "q:" .. product id
-  local op, pid = e[12], e[13]
+  local op, pid = cart_op, cart_product
   if op == 'add' then
     local count = redis.call('HEXISTS', cart, pid) == 0 and redis.call('HLEN', cart)
     if not count or count < 2 * cart_cap then
-      redis.call('HSET', cart, pid, e[14])
-      redis.call('HINCRBY', cart, 'q:' .. pid, e[15])
+      redis.call('HSET', cart, pid, cart_item)
+      redis.call('HINCRBY', cart, 'q:' .. pid, cart_quantity)
       if count == 0 then made[cart] = true end
     end
   elseif op == 'remove' then
     local left = 0
-    if redis.call('HEXISTS', cart, pid) == 1 then left = redis.call('HINCRBY', cart, 'q:' .. pid, -e[15]) end
+    if redis.call('HEXISTS', cart, pid) == 1 then left = redis.call('HINCRBY', cart, 'q:' .. pid, -cart_quantity) end
     if left <= 0 then redis.call('HDEL', cart, pid, 'q:' .. pid) end
   elseif op == 'clear' then
     redis.call('DEL', cart)
@@ -211,52 +205,54 @@ if mode == 'event' and status == 'ok' then
   -- windowed aggregates: one hash per aggregate; count and sum keep a value per
   -- time bucket, distinct keeps the newest bucket per value, last keeps t and v.
   -- Each change also keeps the aggregate's value in g true (see the header).
-  for k = 17, #e, 6 do
-    local i, kind, bucket, n, ttl, update = e[k], e[k + 1], e[k + 2], e[k + 3], e[k + 4], e[k + 5]
-    local key = KEYS[8 + i]
-    local b = floor(ts / bucket)
-    if b > floor(now / bucket) - n then
+  local u = {elements(updates)}
+  for k = 1, #u, AGGREGATE_UPDATE_WIDTH do
+    local position, kind, bucket_ms, n_buckets, ttl_text, value =
+      u[k], u[k + 1], u[k + 2], u[k + 3], u[k + 4], u[k + 5]
+    local key = KEYS[8 + position]
+    local b = floor(ts / bucket_ms)
+    if b > floor(now / bucket_ms) - n_buckets then
       local field = string.format('%d', b)  -- cheaper than redis.call's own formatting
       -- bucket b counts from `enters` until `leaves`; the key lives one window
       -- past its newest bucket: extend it only when a bucket is new
-      local enters, leaves, expires = b * bucket, (b + n) * bucket, now + ttl
+      local enters, leaves, expires = b * bucket_ms, (b + n_buckets) * bucket_ms, now + ttl_text
       local changed, extend, moved_from = false, false, nil
       if kind == 'count' then
         extend = redis.call('HINCRBY', key, field, '1') == 1
         changed = true
       elseif kind == 'sum' then
-        extend = tonumber(redis.call('HINCRBYFLOAT', key, field, update)) == tonumber(update)
+        extend = tonumber(redis.call('HINCRBYFLOAT', key, field, value)) == tonumber(value)
         changed = true
       elseif kind == 'distinct' then
-        local old = redis.call('HGET', key, update)
+        local old = redis.call('HGET', key, value)
         if old then
           if tonumber(old) < b then
-            redis.call('HSET', key, update, field)
+            redis.call('HSET', key, value, field)
             extend, changed, moved_from = true, true, tonumber(old)
           end
         elseif redis.call('HLEN', key) < distinct_cap then
-          redis.call('HSET', key, update, field)
+          redis.call('HSET', key, value, field)
           extend, changed = true, true
         end
       elseif kind == 'last' then
         local t = redis.call('HGET', key, 't')
         if not t or tonumber(t) <= ts then
-          redis.call('HSET', key, 't', ts_text, 'v', update)
+          redis.call('HSET', key, 't', ts_text, 'v', value)
           extend, changed = true, true
         end
       end
-      if extend then redis.call('PEXPIRE', key, ttl) end
+      if extend then redis.call('PEXPIRE', key, ttl_text) end
 
       if changed then
-        local j = entry(i)
+        local j = entry(position)
         if kind == 'last' then
           -- shown until its bucket leaves the window or the key expires
-          g[j], g[j + 1] = update, min(leaves, expires)
+          g[j], g[j + 1] = value, min(leaves, expires)
         elseif kind == 'sum' or not (g[2] <= now and now < g[j + 1]) then
           g[j + 1] = 0  -- recounted below
         else
           -- where a value holds, every bucket in its hash counts or lies ahead
-          if moved_from and moved_from * bucket <= now and moved_from > floor(now / bucket) - n then
+          if moved_from and moved_from * bucket_ms <= now and moved_from > floor(now / bucket_ms) - n_buckets then
             g[j] = g[j] - 1
           end
           if enters <= now then
@@ -271,15 +267,15 @@ if mode == 'event' and status == 'ok' then
     end
   end
 
-  redis.call('XADD', stream, 'MAXLEN', '~', stream_max, '*', 'p', id, 'e', e[6])
+  redis.call('XADD', stream, 'MAXLEN', '~', stream_max, '*', 'p', id, 'e', payload)
 end
 
 -- snapshot: every value must hold at `now`; those that do not are recounted
 local evict = mode == 'event'
-local layout
+local kinds, bucket_sizes, bucket_counts
 local function recount(i)  -- value of aggregate i at `now`, from when and until when it holds
-  layout = layout or cmsgpack.unpack(ARGV[3])
-  local key, kind, bucket, n = KEYS[8 + i], layout[1][i], layout[2][i], layout[3][i]
+  if not kinds then kinds, bucket_sizes, bucket_counts = elements(aggregates) end
+  local key, kind, bucket, n = KEYS[8 + i], kinds[i], bucket_sizes[i], bucket_counts[i]
   local current = floor(now / bucket)
   local cutoff = current - n
   local function expires()
@@ -328,7 +324,7 @@ if not (g[2] <= now and now < g[3]) then
   g[2], g[3] = lo, hi
   g_changed = true
 end
-local packed = f[14]
+local windowed = f[14]
 if g_changed then
   -- an entry whose value is 0 for ever is left out
   local kept = {g[1], g[2], g[3]}
@@ -337,9 +333,9 @@ if g_changed then
       kept[#kept + 1], kept[#kept + 2], kept[#kept + 3] = g[j - 1], g[j], g[j + 1]
     end
   end
-  packed = cmsgpack.pack(kept)
+  windowed = cmsgpack.pack(kept)
   -- a read changes nothing; nor does a duplicate create the profile
-  if evict and (exists or status == 'ok') then writes[#writes + 1], writes[#writes + 2] = 'g', packed end
+  if evict and (exists or status == 'ok') then writes[#writes + 1], writes[#writes + 2] = 'g', windowed end
 end
 
 -- An anonymous profile expires anon_ttl after its last event. Refreshing the
@@ -356,18 +352,15 @@ if refresh and exists then
 elseif anonymous then
   if not exists then
     made[prof], made[ids] = true, true
-    if e[5] ~= '' then made[seen] = true end
+    if message_id ~= '' then made[seen] = true end
   end
   for key in pairs(made) do redis.call('PEXPIRE', key, anon_ttl) end
 end
 
-return {
-  status,
-  {id or '', fs or '', ls or '', visits or '', events or '', uid or '', f[8] or '', f[9] or '',
-   cu or '', claim or '', f[12] or ''},
-  redis.call('HGETALL', traits),
-  redis.call('HGETALL', cart),
-  redis.call('LRANGE', rp, '0', '-1'),
-  redis.call('LRANGE', rc, '0', '-1'),
-  packed,
-}
+local sg, tg, dl = f[8], f[9], f[12]
+local profile = {id or '', fs or '', ls or '', visits or '', events or '', uid or '', sg or '',
+                 tg or '', cu or '', claim or '', dl or ''}
+local traits_flat, cart_flat = redis.call('HGETALL', traits), redis.call('HGETALL', cart)
+local recent_products = redis.call('LRANGE', rp, '0', '-1')
+local recent_categories = redis.call('LRANGE', rc, '0', '-1')
+return {status, profile, traits_flat, cart_flat, recent_products, recent_categories, windowed}

@@ -3,10 +3,17 @@
 -- bucket, "last" keeps the newer value, and S becomes a pointer to T.
 -- KEYS: S then T, each: profile hash, seen, recent products, recent categories,
 --       identifiers, traits, cart, then its aggregate hashes (n of each).
--- ARGV: 1 S id, 2 T id, 3 number of aggregates n, 4 limits (as in event.lua),
---       then n aggregate specs "kind:bucket_ms:n_buckets"
+-- ARGV: MergeArgs (edge/store/scripts.py): S id, T id, the limits (Limits,
+--       msgpack, as event.lua gets them), the aggregates (AggregateList, msgpack)
 -- Returns {"merged"} | {"moved", which ("S"|"T"), target} | {"missing", which}
-local n = tonumber(ARGV[3])
+local merged_id, survivor_id, limits, aggregates = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+-- the array's elements as values: see elements() in event.lua
+local function elements(packed)
+  local first = string.byte(packed)
+  return cmsgpack.unpack(string.sub(packed, first == 0xdc and 4 or first == 0xdd and 6 or 2))
+end
+local kinds, bucket_sizes, bucket_counts = elements(aggregates)
+local n = #kinds
 local width = 7 + n
 local function keys_of(offset)
   local k = {}
@@ -14,7 +21,7 @@ local function keys_of(offset)
   return k
 end
 local S, T = keys_of(0), keys_of(width)
-local s_id, t_id = ARGV[1], ARGV[2]
+local s_id, t_id = merged_id, survivor_id
 if s_id == t_id then return {'merged'} end
 
 for label, k in pairs({S = S, T = T}) do
@@ -23,10 +30,8 @@ for label, k in pairs({S = S, T = T}) do
   if redis.call('HEXISTS', k[1], 'id') == 0 then return {'missing', label} end
 end
 
-local limits = {}
-for v in string.gmatch(ARGV[4], '[^,]+') do limits[#limits + 1] = tonumber(v) end
-local anon_ttl, max_traits, rp_cap, rc_cap, cart_cap, distinct_cap,
-      dedupe_ms, dedupe_max = unpack(limits)
+local anon_ttl, max_traits, rp_cap, rc_cap, cart_cap, distinct_cap, dedupe_ms, dedupe_max,
+      gap_ms, stream_max = elements(limits)
 
 -- profile fields
 local s = redis.call('HMGET', S[1], 'fs', 'ls', 'v', 'n', 'uid', 'cu', 'tg', 'claim')
@@ -118,7 +123,7 @@ end
 
 -- aggregates
 for i = 1, n do
-  local kind, bucket, nb = string.match(ARGV[4 + i], '^(%a+):(%d+):(%d+)$')
+  local kind, bucket, nb = kinds[i], bucket_sizes[i], bucket_counts[i]
   local sk, tk = S[7 + i], T[7 + i]
   local flat = redis.call('HGETALL', sk)
   if #flat > 0 then

@@ -9,6 +9,7 @@ a wrong answer.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
@@ -19,14 +20,15 @@ import msgspec
 import orjson
 import redis.asyncio as aioredis
 
-from edge.ingest import ecommerce
-from edge.pipeline.delivery import decode_state
 from edge.runtime.config import Settings
-from edge.ingest.normalize import Incoming
 from edge.store import keys as K
+from edge.store import streams
 from edge.store.batcher import ScriptBatcher
 from edge.store.pipelined import pack_arguments
-from edge.store.scripts import DROP_POINTER, EFFECTS, EVENT, LINK, MERGE
+from edge.store.scripts import (DROP_POINTER, EFFECTS, EVENT, LINK, MERGE, AggregateList,
+                                CapCheck, CapRecord, DropPointerArgs, EffectsArgs, EventArgs,
+                                EventArgv, Limits, LinkArgs, MergeArgs, Snapshot, argv,
+                                flat_json)
 from rules.arbitration import deliveries_per_key
 
 MAX_HOPS = 16
@@ -49,12 +51,15 @@ class OutcomeWrite:
     variants: dict[str, str] = field(default_factory=dict)
     consent: list[tuple[str, int, int, str]] = field(default_factory=list)
     engagement: tuple = ()  # (local hour, channel, engaged 0|1, time ms) or ()
-    stream_entries: list[tuple[int, str]] = field(default_factory=list)
+    # (delivery number from 1, or 0 for none; the record): an entry that belongs to
+    # a delivery is written only if the delivery's caps had room
+    exposures: list[tuple[int, streams.Exposure]] = field(default_factory=list)
+    messages: list[tuple[int, streams.OutboundMessage]] = field(default_factory=list)
 
     def is_empty(self) -> bool:
         return (self.segments is None and self.tags is None and not self.traits
                 and not self.deliveries and not self.variants and not self.consent
-                and not self.engagement and not self.stream_entries)
+                and not self.engagement and not self.exposures and not self.messages)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,13 +93,14 @@ class AggregateLayout:
     @property
     def signature(self) -> str:
         """Names this list of aggregates: the event script ignores windowed values stored for another."""
-        described = "|".join(f"{i}:{s}" for i, s in zip(self.ids, self.specs))
+        described = "|".join(f"{i}:{k}:{b}:{n}" for i, k, b, n
+                             in zip(self.ids, self.kinds, self.bucket_ms, self.n_buckets))
         return hashlib.sha1(described.encode()).hexdigest()[:12]
 
     @property
-    def specs(self) -> tuple[str, ...]:
-        """"kind:bucket_ms:n_buckets" per aggregate, as the merge script takes them."""
-        return tuple(f"{k}:{b}:{n}" for k, b, n in zip(self.kinds, self.bucket_ms, self.n_buckets))
+    def aggregate_list(self) -> AggregateList:
+        """The aggregates as the event and merge scripts take them."""
+        return AggregateList(list(self.kinds), list(self.bucket_ms), list(self.n_buckets))
 
 
 class IdentityCache:
@@ -130,61 +136,53 @@ class ProfileStore:
         self.batcher = ScriptBatcher(url)
         self.settings = settings
         self.stream_key = settings.stream.key
+        self.outbox_key = streams.OUTBOX
         self.cache = IdentityCache()
         p = settings.profiles
-        self.limits = [
-            p.anonymous_ttl_days * 86_400_000, p.max_traits, p.recent_products,
-            p.recent_categories, p.max_cart_items, p.max_distinct_values,
-            p.dedupe_window_hours * 3_600_000, p.dedupe_max_ids,
-            p.session_gap_minutes * 60_000, settings.stream.max_length,
-        ]
-        self.limits_arg = ",".join(str(v) for v in self.limits)
+        self.limits = Limits(
+            anon_ttl=str(p.anonymous_ttl_days * 86_400_000), max_traits=p.max_traits,
+            rp_cap=p.recent_products, rc_cap=p.recent_categories, cart_cap=p.max_cart_items,
+            distinct_cap=p.max_distinct_values, dedupe_ms=p.dedupe_window_hours * 3_600_000,
+            dedupe_max=p.dedupe_max_ids, gap_ms=p.session_gap_minutes * 60_000,
+            stream_max=str(settings.stream.max_length))
+        self.limits_packed = _msgpack(self.limits)
         # the layout of the rules loaded, and what its events share (see _per_layout)
         self._layout: AggregateLayout | None = None
         self._layout_shared: _PerLayout | None = None
 
     # -- events -----------------------------------------------------------------------------
 
-    async def apply_event(self, incoming: Incoming, layout: AggregateLayout,
-                          updates: Sequence[Any], now_ms: int) -> tuple[str, list[Any]]:
-        """Run the event script on the canonical profile; returns (status, reply).
+    async def apply_event(self, identifier: str, event: EventArgs, layout: AggregateLayout,
+                          updates: Sequence[Any]) -> tuple[str, list[Any]]:
+        """Run the event script on the profile `identifier` resolves to (created for
+        it if it has none); returns (status, reply). `event.primary` is set here.
 
         `updates` is flat: aggregate position (1-based), value, position, value, ...
         """
         specs = self._per_layout(layout).specs
-        # each update travels with its aggregate's spec, so the script needs the
-        # whole list of aggregates only when it recounts a value
+        # each update travels with its aggregate's spec (AggregateUpdate), so the
+        # script needs the whole list of aggregates only when it recounts a value
         with_specs = [x for j in range(0, len(updates), 2)
                       for x in (updates[j], *specs[updates[j] - 1], updates[j + 1])]
-        cart = incoming.cart
-        fields: list[Any] = [
-            # Redis's Lua msgpack predates the bin type: bytes travel as text; so do
-            # numbers the script passes to commands (see event.lua).
-            "event", "", str(now_ms), str(incoming.ts_ms), incoming.message_id,
-            orjson.dumps(incoming.event).decode(),
-            _flat(incoming.traits_set), _flat(incoming.traits_set_once), incoming.traits_unset,
-            incoming.product, incoming.category,
-            cart.op if cart else "", cart.product_id if cart else "",
-            cart.item_json.decode() if cart else "", cart.quantity if cart else 0,
-            incoming.claim or "", *with_specs,
-        ]
-        return await self._run_event(incoming.primary, layout, fields)
+        return await self._run_event(identifier, layout, event, _msgpack(with_specs))
 
     async def read(self, identifier: str, layout: AggregateLayout, now_ms: int) -> list[Any] | None:
-        fields = ["read", "", str(now_ms), str(now_ms), "", "", [], [], [], "", "", "", "", "", 0, ""]
-        status, reply = await self._run_event(identifier, layout, fields, create=False)
+        now = str(now_ms)
+        status, reply = await self._run_event(
+            identifier, layout, EventArgs(mode="read", now_text=now, ts_text=now), _NO_UPDATES,
+            create=False)
         return reply if status == "ok" else None
 
-    async def _run_event(self, identifier: str, layout: AggregateLayout, fields: list[Any],
-                         create: bool = True) -> tuple[str, list[Any]]:
+    async def _run_event(self, identifier: str, layout: AggregateLayout, event: EventArgs,
+                         updates: bytes, create: bool = True) -> tuple[str, list[Any]]:
         profile_id = self.cache.get(identifier)
         per_layout = self._per_layout(layout)
         event_keys = per_layout.keys
         for _ in range(MAX_HOPS):
-            fields[1] = identifier if (create and profile_id == identifier) else ""
+            event.primary = identifier if (create and profile_id == identifier) else ""
             reply = await self.batcher.call_packed(
                 EVENT, event_keys.pack(profile_id), event_keys.count,
-                pack_arguments((_msgpack(fields),)) + per_layout.constants, 4)
+                pack_arguments((_msgpack(event), updates)) + per_layout.constants, _EVENT_ARGC)
             status = reply[0].decode()
             if status == "moved":
                 profile_id = reply[1].decode()
@@ -193,7 +191,8 @@ class ProfileStore:
                 # The cached or pointed-to profile was erased: start again from the identifier.
                 self.cache.forget(identifier)
                 if profile_id != identifier:
-                    await self.batcher.call(DROP_POINTER, [K.profile_key(identifier)], [profile_id])
+                    await self.batcher.call(DROP_POINTER, [K.profile_key(identifier)],
+                                            argv(DropPointerArgs(profile_id)))
                 profile_id = identifier
                 continue
             if status == "missing":
@@ -208,13 +207,13 @@ class ProfileStore:
         # The loaded rules' layout is one object for every event until a reload.
         if layout is self._layout:
             return self._layout_shared  # type: ignore[return-value]
-        # anon_ttl and stream_max as text: the script passes them to commands as they are
-        limits = [str(self.limits[0]), *self.limits[1:9], str(self.limits[9])]
+        aggregates = _msgpack(layout.aggregate_list)
+        constant = argv(EventArgv(event=b"", updates=b"", limits=self.limits_packed,
+                                  aggregates=aggregates, signature=layout.signature))
         shared = _PerLayout(
-            constants=pack_arguments((
-                _msgpack(limits),
-                _msgpack([list(layout.kinds), list(layout.bucket_ms), list(layout.n_buckets)]),
-                layout.signature)),
+            constants=pack_arguments(constant[_EVENT_ARGS_PER_EVENT:]),
+            aggregates=aggregates,
+            # an AggregateUpdate but its first and last field
             specs=[(kind, bucket, n, str((n + 1) * bucket)) for kind, bucket, n
                    in zip(layout.kinds, layout.bucket_ms, layout.n_buckets)],
             keys=K.EventKeys(layout.ids, self.stream_key))
@@ -252,8 +251,8 @@ class ProfileStore:
         same_profile_pointer = ""
         for _ in range(MAX_HOPS):
             keys = [K.profile_key(identifier), *K.profile_keys(profile_id, ())]
-            args = [identifier, profile_id, user_id or "", same_profile_pointer]
-            reply = await self.batcher.call(LINK, keys, args)
+            args = LinkArgs(identifier, profile_id, user_id or "", same_profile_pointer)
+            reply = await self.batcher.call(LINK, keys, argv(args))
             status = reply[0].decode()
             if status == "linked":
                 self.cache.put(identifier, profile_id)
@@ -293,8 +292,9 @@ class ProfileStore:
                 return None
             survivor, merged = choose_survivor(a, uid_a, b, uid_b)
             keys = [*K.profile_keys(merged, layout.ids), *K.profile_keys(survivor, layout.ids)]
-            args = [merged, survivor, len(layout.ids), self.limits_arg, *layout.specs]
-            reply = await self.batcher.call(MERGE, keys, args)
+            args = MergeArgs(merged, survivor, self.limits_packed,
+                             self._per_layout(layout).aggregates)
+            reply = await self.batcher.call(MERGE, keys, argv(args))
             status = reply[0].decode()
             if status == "merged":
                 self.cache.put(merged, survivor)
@@ -324,20 +324,24 @@ class ProfileStore:
         event of the same person may have taken it first.
         """
         o = outcome
-        args = [
-            o.now_ms, orjson.dumps(o.segments).decode() if o.segments is not None else "",
-            orjson.dumps(o.tags).decode() if o.tags is not None else "",
-            _flat(o.traits), self.settings.profiles.max_traits, o.horizon_ms,
-            [x for pair in o.variants.items() for x in pair],
-            [x for change in o.consent for x in change], list(o.engagement),
-            [x for entry in o.stream_entries for x in entry], str(self.settings.stream.max_length),
-            str(self.limits[0]),
-        ]
+        args = EffectsArgs(
+            now=o.now_ms,
+            segments=orjson.dumps(o.segments).decode() if o.segments is not None else "",
+            tags=orjson.dumps(o.tags).decode() if o.tags is not None else "",
+            traits_set=flat_json(o.traits), horizon_ms=o.horizon_ms,
+            variants=[x for pair in o.variants.items() for x in pair],
+            consent=[x for change in o.consent for x in change], engagement=list(o.engagement),
+            exposures=[x for needs, record in o.exposures
+                       for x in (needs, streams.event_json(record))],
+            messages=[x for needs, record in o.messages
+                      for x in (needs, streams.event_json(record))])
+        deliveries: list[Any] = []
         for caps in o.deliveries:
-            args += _delivery_arg(caps)
+            deliveries += _delivery_arg(caps)
         key = K.profile_key(profile_id)
-        reply = await self.batcher.call(EFFECTS, [key, key + ":t", self.stream_key],
-                                        [_msgpack(args)])
+        reply = await self.batcher.call(
+            EFFECTS, [key, key + ":t", self.stream_key, self.outbox_key],
+            (_msgpack(args), _msgpack(deliveries), self.limits_packed))
         if reply[0] != b"ok":
             return [False] * len(o.deliveries)  # merged or erased meanwhile: deliver nothing
         return [flag == 1 for flag in reply[1]]
@@ -354,7 +358,8 @@ class ProfileStore:
         return sorted(m.decode() for m in members)
 
     async def erase(self, profile_id: str, layout: AggregateLayout) -> dict[str, int]:
-        """Delete every key of the person, every identifier pointing to it, and its events."""
+        """Delete every key of the person, every identifier pointing to it, its events
+        and the messages still waiting for delivery."""
         identifiers = set(await self.identifiers(profile_id)) | {profile_id}
         deleted_keys = 0
         for identifier in identifiers:
@@ -363,20 +368,23 @@ class ProfileStore:
             names += [base + ":g:" + a.decode() for a in await self.client.smembers(K.AGGREGATE_REGISTRY)]
             deleted_keys += await self.client.delete(*names)
             self.cache.forget(identifier)
-        deleted_events = await self._erase_events(identifiers)
-        return {"identifiers": len(identifiers), "keys": deleted_keys, "events": deleted_events}
+        deleted_events = await self._erase_entries(self.stream_key, identifiers)
+        deleted_messages = await self._erase_entries(self.outbox_key, identifiers)
+        return {"identifiers": len(identifiers), "keys": deleted_keys, "events": deleted_events,
+                "messages": deleted_messages}
 
-    async def _erase_events(self, profile_ids: set[str]) -> int:
+    async def _erase_entries(self, stream: str, profile_ids: set[str]) -> int:
         wanted = {p.encode() for p in profile_ids}
+        field = streams.PROFILE.encode()
         deleted = 0
         cursor = "-"
         while True:
-            entries = await self.client.xrange(self.stream_key, min=cursor, max="+", count=1000)
+            entries = await self.client.xrange(stream, min=cursor, max="+", count=1000)
             if not entries:
                 return deleted
-            doomed = [entry_id for entry_id, fields in entries if fields.get(b"p") in wanted]
+            doomed = [entry_id for entry_id, fields in entries if fields.get(field) in wanted]
             if doomed:
-                deleted += await self.client.xdel(self.stream_key, *doomed)
+                deleted += await self.client.xdel(stream, *doomed)
             last = entries[-1][0].decode()
             cursor = "(" + last
             if len(entries) < 1000:
@@ -385,9 +393,9 @@ class ProfileStore:
 
 @dataclass(frozen=True, slots=True)
 class _PerLayout:
-    # the event script's ARGV[2] (limits), ARGV[3] (kinds, bucket sizes, numbers of
-    # buckets) and ARGV[4] (their signature), packed as RESP
+    # the event script's ARGV after the event's own (EventArgv), packed as RESP
     constants: bytes
+    aggregates: bytes  # AggregateList, msgpack
     # per position: kind, bucket ms, number of buckets, the key's time to live (ms, as text)
     specs: list[tuple[str, int, int, str]]
     keys: K.EventKeys
@@ -402,6 +410,9 @@ def choose_survivor(a: str, uid_a: str | None, b: str, uid_b: str | None) -> tup
 
 _msgpack = msgspec.msgpack.Encoder().encode
 _unpack = msgspec.msgpack.Decoder().decode
+_EVENT_ARGC = len(EventArgv.__struct_fields__)
+_EVENT_ARGS_PER_EVENT = 2  # EventArgv's event and updates; the rest is per ruleset
+_NO_UPDATES = _msgpack([])
 
 
 def _delivery_arg(caps: Sequence[tuple[str, int, int]]) -> tuple[Any, ...]:
@@ -419,27 +430,23 @@ def _delivery_arg_of(caps: tuple[tuple[str, int, int], ...]) -> tuple[Any, ...]:
     records = deliveries_per_key(caps)
     out: list[Any] = [len(checks)]
     for (key, per, most), count in checks.items():
-        out += (key, per, most, count)
+        out += argv(CapCheck(key, per, most, count))
     out.append(len(records))
     for key, count in records.items():
-        out += (key, count)
+        out += argv(CapRecord(key, count))
     return tuple(out)
 
 
-def _flat(values: dict[str, Any]) -> list[Any]:
-    """name, json value, name, json value, ..."""
-    return [x for name, value in values.items() for x in (name, orjson.dumps(value).decode())]
-
-
 def decode_snapshot(reply: list[Any], layout: AggregateLayout) -> dict[str, Any]:
-    """The event script's reply as the profile dict the rules read."""
-    _status, fields, traits_flat, cart_flat, recent_products, recent_categories, windowed = reply
-    pid, fs, ls, visits, events, uid, segments, tags, cart_updated, claim, delivery = fields
+    """The event script's reply (a Snapshot) as the profile's stored parts, decoded;
+    "delivery_state" is the stored delivery state as it is (see effects.lua)."""
+    snapshot = _to_snapshot(reply)
+    fields, traits_flat = snapshot.profile, snapshot.traits_flat
     traits = {traits_flat[i].decode(): orjson.loads(traits_flat[i + 1])
               for i in range(0, len(traits_flat), 2)}
     # [signature, lo, hi, position, value, until, ...] for every aggregate whose
     # value is not 0 (see event.lua); an empty value is 0 for every kind
-    stored = _unpack(windowed)
+    stored = _unpack(snapshot.windowed)
     values: list[Any] = [0] * len(layout.ids)
     for k in range(3, len(stored), 3):
         values[stored[k] - 1] = stored[k + 1]
@@ -449,30 +456,52 @@ def decode_snapshot(reply: list[Any], layout: AggregateLayout) -> dict[str, Any]
         raw = values[position]
         values[position] = orjson.loads(raw) if raw != 0 else None
     aggregates = dict(zip(layout.ids, values))
+    uid, claim = fields.uid, fields.claim
     return {
-        "id": pid.decode(),
+        "id": fields.id.decode(),
         "traits": traits,
-        "tags": orjson.loads(tags) if tags else [],
-        "segments": orjson.loads(segments) if segments else [],
+        "tags": orjson.loads(fields.tg) if fields.tg else [],
+        "segments": orjson.loads(fields.sg) if fields.sg else [],
         "aggregates": aggregates,
-        "cart": ecommerce.cart_from_fields(cart_flat, int(cart_updated) if cart_updated else None),
-        "recent_products": [p.decode() for p in recent_products],
-        "recent_categories": [c.decode() for c in recent_categories],
-        "first_seen": int(fs) if fs else None,
-        "last_seen": int(ls) if ls else None,
-        "visits": int(visits) if visits else 0,
-        "events": int(events) if events else 0,
+        "cart": cart_from_fields(snapshot.cart_flat, int(fields.cu) if fields.cu else None),
+        "recent_products": [p.decode() for p in snapshot.recent_products],
+        "recent_categories": [c.decode() for c in snapshot.recent_categories],
+        "first_seen": int(fields.fs) if fields.fs else None,
+        "last_seen": int(fields.ls) if fields.ls else None,
+        "visits": int(fields.visits) if fields.visits else 0,
+        "events": int(fields.events) if fields.events else 0,
         "verified": bool(uid),
         "user_id": uid.decode() if uid else None,
         "unverified_claim": claim.decode() if claim else None,
-        **decode_state(_delivery_state(delivery)),
+        "delivery_state": _delivery_state(fields.dl),
     }
 
 
-def _delivery_state(raw: bytes | None) -> dict[str, Any] | bytes | None:
-    """The delivery state "dl" for decode_state: effects.lua writes msgpack (a map,
-    never starting with "{"), decoded here; profiles not written since hold JSON,
-    which decode_state reads itself."""
-    if raw and raw[0] != 0x7B:
-        return _unpack(raw)
-    return raw
+_to_snapshot = functools.partial(msgspec.convert, type=Snapshot)
+
+
+def _delivery_state(raw: bytes) -> dict[str, Any]:
+    """The stored delivery state "dl": effects.lua writes msgpack (a map, never
+    starting with "{"); profiles not written since hold JSON."""
+    if not raw:
+        return {}
+    return orjson.loads(raw) if raw[0] == 0x7B else _unpack(raw)
+
+
+def cart_from_fields(flat: list[bytes], updated_at: int | None) -> dict[str, Any]:
+    """The cart from its hash (event.lua): item json per product id, quantity under q:<id>."""
+    fields = dict(zip(flat[::2], flat[1::2]))
+    items = []
+    value = 0.0
+    for key, raw in fields.items():
+        if key.startswith(b"q:"):
+            continue
+        item = orjson.loads(raw)
+        quantity = int(fields.get(b"q:" + key, 1))
+        item["quantity"] = quantity
+        price = item.get("price")
+        if isinstance(price, (int, float)) and not isinstance(price, bool):
+            value += price * quantity
+        items.append(item)
+    items.sort(key=lambda item: item["product_id"])
+    return {"items": items, "value": round(value, 2), "updated_at": updated_at}

@@ -1,25 +1,278 @@
-"""Lua scripts, loaded from the files beside this module and called by SHA.
+"""Lua scripts, loaded from the files beside this module and called by SHA, and the
+positional arguments and replies they exchange with Python, declared once.
 
 EVALSHA first; on NOSCRIPT (a restarted or flushed Redis) the script is loaded
 and the call repeated, so callers never see the difference.
+
+Each positional array a script reads or returns is an array-like msgspec Struct
+here: Python builds the Struct (msgpack-encoded, or as plain ARGV through
+`argv`), and the Lua side names the same fields in the same order, by
+destructuring (`local mode, primary, ... = elements(ARGV[1])`), never by number.
+tests/test_script_contracts.py reads every script and holds it to these
+declarations. Flat lists of repeated groups (aggregate updates, a delivery's
+caps) are declared by the Struct of one group; the script steps through them by
+its width.
 """
 
 from __future__ import annotations
 
 import hashlib
 from importlib import resources
+from typing import Any, Mapping
+
+import msgspec
+import orjson
 
 
 class Script:
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, argv: type[msgspec.Struct] | None = None,
+                 packed: Mapping[str, type[msgspec.Struct] | tuple[type[msgspec.Struct], ...]]
+                 | None = None,
+                 replies: Mapping[str, tuple[str, ...] | type[msgspec.Struct]] | None = None) -> None:
         self.name = name
         self.source = resources.files("edge.store").joinpath(f"{name}.lua").read_text()
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
+        # ARGV, one field per position
+        self.argv = argv
+        # ARGV fields that are msgpack arrays -> the Struct they hold, or the Structs of
+        # the groups a flat list repeats
+        self.packed = dict(packed or {})
+        # status -> the names of the values after it, or the Struct of the whole reply
+        self.replies = dict(replies or {})
 
 
-EVENT = Script("event")
-LINK = Script("link")
-MERGE = Script("merge")
-DROP_POINTER = Script("drop_pointer")
-EFFECTS = Script("effects")
+def argv(args: msgspec.Struct) -> tuple[Any, ...]:
+    """A Struct declared as a script's whole ARGV, as the values EVALSHA passes."""
+    return msgspec.structs.astuple(args)
+
+
+def flat_json(values: Mapping[str, Any]) -> list[str]:
+    """name, json value, name, json value, ... (how traits travel to the scripts)"""
+    return [x for name, value in values.items() for x in (name, orjson.dumps(value).decode())]
+
+
+# -- event.lua -------------------------------------------------------------------------------
+# Redis's Lua msgpack predates the bin type: bytes travel as text; so do numbers the
+# script passes to commands (Lua formats a number given to redis.call with
+# sprintf("%.14g"), a measurable share of the event script's cost): the *_text fields.
+
+
+class EventArgs(msgspec.Struct, array_like=True):
+    """event.lua ARGV[1]: one event (mode "event"), or a read (mode "read")."""
+
+    mode: str = "event"
+    # the identifier the profile would be created for ("" when the key came from a
+    # cache and must already exist); set by the store on each try
+    primary: str = ""
+    now_text: str = "0"
+    ts_text: str = "0"
+    message_id: str = ""
+    payload: str = ""  # the stream entry's event JSON
+    traits_set: list[str] = []  # flat: name, json value, ...
+    traits_set_once: list[str] = []
+    traits_unset: list[str] = []
+    recent_product: str = ""
+    recent_category: str = ""
+    cart_op: str = ""  # "add" | "remove" | "clear" | ""
+    cart_product: str = ""
+    cart_item: str = ""  # item JSON
+    cart_quantity: int = 0
+    unverified_claim: str = ""
+
+
+class AggregateUpdate(msgspec.Struct, array_like=True):
+    """One group of event.lua ARGV[2], a flat list of these: each update carries its
+    aggregate's spec, so the script unpacks the whole list of aggregates only when
+    it recounts a value."""
+
+    position: int  # 1-based, in the order of the aggregate keys
+    kind: str
+    bucket_ms: int
+    n_buckets: int
+    ttl_text: str  # the key's time to live, ms
+    value: str
+
+
+class Limits(msgspec.Struct, array_like=True):
+    """The profile limits, packed once: event.lua ARGV[3], merge.lua and effects.lua too."""
+
+    anon_ttl: str  # ms, as text (a command argument)
+    max_traits: int
+    rp_cap: int
+    rc_cap: int
+    cart_cap: int
+    distinct_cap: int
+    dedupe_ms: int
+    dedupe_max: int
+    gap_ms: int
+    stream_max: str  # the event stream's MAXLEN ~, as text
+
+
+class AggregateList(msgspec.Struct, array_like=True):
+    """The loaded rules' aggregates in key order, packed once per ruleset: event.lua
+    ARGV[4] (unpacked only to recount) and merge.lua."""
+
+    kinds: list[str]
+    bucket_sizes: list[int]
+    bucket_counts: list[int]
+
+
+class ProfileFields(msgspec.Struct, array_like=True):
+    """The profile hash's fields in the event script's reply ("" when absent)."""
+
+    id: bytes
+    fs: bytes  # first seen ms
+    ls: bytes  # last seen ms
+    visits: bytes
+    events: bytes
+    uid: bytes  # verified customer id
+    sg: bytes  # segments JSON
+    tg: bytes  # tags JSON
+    cu: bytes  # cart updated ms
+    claim: bytes  # unverified identity claim
+    dl: bytes  # delivery state (msgpack; JSON where not rewritten since)
+
+
+class Snapshot(msgspec.Struct, array_like=True):
+    """event.lua's reply when it found (or made) the profile: status "ok" or "dup"."""
+
+    status: bytes
+    profile: ProfileFields
+    traits_flat: list[bytes]
+    cart_flat: list[bytes]
+    recent_products: list[bytes]
+    recent_categories: list[bytes]
+    windowed: bytes  # msgpack: the signature, lo, hi, then position, value, until per aggregate
+
+
+class EventArgv(msgspec.Struct, array_like=True):
+    """event.lua's ARGV. What is the same for every event of one ruleset (limits,
+    aggregates, signature) is packed once per ruleset (see ProfileStore)."""
+
+    event: bytes  # EventArgs
+    updates: bytes  # AggregateUpdate, flat
+    limits: bytes  # Limits
+    aggregates: bytes  # AggregateList
+    signature: str  # names that list of aggregates: a stored "g" written for another is ignored
+
+
+EVENT = Script(
+    "event", argv=EventArgv,
+    packed={"event": EventArgs, "updates": (AggregateUpdate,), "limits": Limits,
+            "aggregates": AggregateList},
+    replies={"moved": ("target",), "missing": (), "stale": (), "ok": Snapshot, "dup": Snapshot})
+
+
+# -- link.lua, merge.lua, drop_pointer.lua ---------------------------------------------------
+
+
+class LinkArgs(msgspec.Struct, array_like=True):
+    identifier: str
+    profile_id: str
+    user_id: str  # to record; "" if the identifier is not one
+    # a pointer value the caller found to lead to this same profile (through merges
+    # since), which may be shortened to point straight at it, or ""
+    same_pointer: str
+
+
+LINK = Script("link", argv=LinkArgs, replies={
+    "linked": (), "moved": ("target",), "missing": (), "conflict": ("other",),
+    "other_user": ("user_id",)})
+
+
+class MergeArgs(msgspec.Struct, array_like=True):
+    merged_id: str
+    survivor_id: str
+    limits: bytes  # Limits, msgpack
+    aggregates: bytes  # AggregateList, msgpack
+
+
+MERGE = Script("merge", argv=MergeArgs, packed={"limits": Limits, "aggregates": AggregateList}, replies={
+    "merged": (), "moved": ("which", "target"), "missing": ("which",)})
+
+
+class DropPointerArgs(msgspec.Struct, array_like=True):
+    profile_id: str  # the profile the pointer should name
+
+
+DROP_POINTER = Script("drop_pointer", argv=DropPointerArgs)
+
+
+# -- effects.lua -----------------------------------------------------------------------------
+
+
+class EffectsArgv(msgspec.Struct, array_like=True):
+    outcome: bytes  # EffectsArgs
+    deliveries: bytes  # CapCheck and CapRecord groups, flat
+    limits: bytes  # Limits
+
+
+class EffectsArgs(msgspec.Struct, array_like=True):
+    """What one decision changes: effects.lua ARGV[1]."""
+
+    now: int
+    segments: str  # JSON, or "" when unchanged
+    tags: str  # JSON, or ""
+    traits_set: list[str]  # flat: name, json value, ...
+    horizon_ms: int  # delivery times older than this are dropped
+    variants: list[str]  # flat: experiment id, variant, ...
+    consent: list[Any]  # flat: name, granted 0|1, time ms, source, ...
+    engagement: list[Any]  # [local hour, channel, engaged 0|1, time ms] or []
+    # flat: delivery number (1-based; 0 = none) the entry depends on, event JSON, ...
+    exposures: list[Any]  # to the event stream
+    messages: list[Any]  # to the outbox
+
+
+class CapCheck(msgspec.Struct, array_like=True):
+    """effects.lua ARGV[2] is a flat list of deliveries, each: the number of caps to
+    check, that many CapChecks, the number of keys to record times under, that many
+    CapRecords. Two caps on one key check one delivery twice, add it once."""
+
+    key: str
+    window_ms: int
+    most: int
+    count: int  # how many deliveries this one counts as
+
+
+class CapRecord(msgspec.Struct, array_like=True):
+    key: str
+    times: int
+
+
+EFFECTS = Script("effects", argv=EffectsArgv,
+                 packed={"outcome": EffectsArgs, "deliveries": (CapCheck, CapRecord),
+                         "limits": Limits},
+                 replies={"ok": ("accepted",), "moved": ("target",), "missing": ()})
+
+
+# -- catalog_put.lua, catalog_delete.lua -----------------------------------------------------
+
+
+class CatalogPutArgs(msgspec.Struct, array_like=True):
+    product_id: str
+    product_json: bytes
+    price: str  # effective price
+    stock: str  # "" = unknown
+    currency: str
+    path: str  # category path, "" = none
+    read_path: str  # the category path the caller read as stored
+    # the announcements' event JSON, without the old value only the script knows
+    price_drop_event: str
+    back_in_stock_event: str
+    stream_max: int
+
+
+CATALOG_PUT = Script("catalog_put", argv=CatalogPutArgs,
+                     replies={"ok": ("dropped", "back"), "recat": ("stored",)})
+
+
+class CatalogDeleteArgs(msgspec.Struct, array_like=True):
+    product_id: str
+    read_path: str
+
+
+CATALOG_DELETE = Script("catalog_delete", argv=CatalogDeleteArgs,
+                        replies={"ok": (), "missing": (), "recat": ("stored",)})
+
 ALL = (EVENT, LINK, MERGE, DROP_POINTER, EFFECTS)
+EVERY = (*ALL, CATALOG_PUT, CATALOG_DELETE)
