@@ -11,6 +11,7 @@ from typing import Any, AsyncIterator
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -23,8 +24,8 @@ from edge.http import openapi
 from edge.ingest.auth import KeyRing
 from edge.runtime.clock import SystemClock
 from edge.runtime.config import DEMO_KEYS, Settings, load_settings
-from edge.http import admin, catalog, demo, explain, health, ingest, profiles, snippet
-from edge.http.common import error_response, json_response
+from edge.http import admin, catalog, demo, errors, explain, health, ingest, profiles, snippet
+from edge.http.common import json_response
 from edge.http.fastpath import IngestFastPath
 from edge.runtime.metrics import Metrics
 from edge.pipeline.handler import Pipeline
@@ -79,20 +80,6 @@ async def openapi_document(request: Request) -> Response:
     return json_response(request.app.state.openapi)
 
 
-async def not_found(request: Request, exc: Exception) -> Response:
-    return error_response(404, "not_found", f"no route {request.url.path}", field="path")
-
-
-async def method_not_allowed(request: Request, exc: Exception) -> Response:
-    return error_response(405, "method_not_allowed", f"{request.method} is not allowed here",
-                          field="method")
-
-
-async def server_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s", request.url.path, exc_info=exc)
-    return error_response(500, "internal", "unexpected error; it has been logged")
-
-
 def create_app(settings: Settings, redis_url: str, clock: Any = None) -> IngestFastPath:
     metrics = Metrics()
     rulebook = Rulebook(settings.rules_dir)
@@ -133,7 +120,10 @@ def create_app(settings: Settings, redis_url: str, clock: Any = None) -> IngestF
     app = Starlette(
         routes=routes(),
         lifespan=lifespan,
-        exception_handlers={404: not_found, 405: method_not_allowed, 500: server_error},
+        # One table answers every known failure (edge/http/errors.py); the middleware
+        # answers the rest, inside Starlette's last resort, which would log them twice.
+        exception_handlers=errors.exception_handlers(),
+        middleware=[Middleware(errors.UnexpectedErrors)],
     )
     app.state.edge = state
     app.state.openapi = openapi.build(app.routes, __version__)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from edge.ingest.auth import AuthError
-from edge.http.common import auth_error_response, json_response, require_scope
+from edge.http.common import json_response, require_scope
 from edge.http.state import EdgeState
 
 RELOAD_CHANNEL = "kairos:reload"
@@ -15,14 +14,13 @@ RELOAD_CHANNEL = "kairos:reload"
 async def reload_rules(request: Request) -> Response:
     """Reload the rule files now, in this worker and (through Redis) in every other one."""
     state: EdgeState = request.app.state.edge
-    try:
-        caller = state.keyring.authenticate(request.headers.get("authorization"))
-        require_scope(caller, "admin")
-    except AuthError as exc:
-        return auth_error_response(exc)
+    caller = state.keyring.authenticate(request.headers.get("authorization"))
+    require_scope(caller, "admin")
     problems = state.rulebook.reload()
     if problems:
-        return json_response({"success": False, "error": "invalid_rules",
+        reason = f"{len(problems)} problem(s) in the rule files; the running rules stay"
+        return json_response({"success": False, "error": "invalid_rules", "code": "invalid_rules",
+                              "message": reason, "reason": reason,
                               "problems": [str(p) for p in problems]}, 422)
     await state.redis.publish(RELOAD_CHANNEL, state.rulebook.active.ruleset.version)
     ruleset = state.rulebook.active.ruleset

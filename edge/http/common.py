@@ -1,4 +1,4 @@
-"""Pieces every route module uses: JSON responses, errors, authentication, bodies."""
+"""Pieces every route module uses: JSON responses, authentication, bodies (errors: errors.py)."""
 
 from __future__ import annotations
 
@@ -17,24 +17,6 @@ JSON = "application/json"
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type=JSON, headers=headers)
-
-
-def error_response(status: int, error: str, reason: str, field: str | None = None,
-                   headers: dict[str, str] | None = None) -> Response:
-    body: dict[str, Any] = {"success": False, "error": error, "reason": reason}
-    if field is not None:
-        body["field"] = field
-    return json_response(body, status, headers)
-
-
-def input_error_response(exc: InputError) -> Response:
-    return json_response(exc.body(), exc.status)
-
-
-def auth_error_response(exc: AuthError) -> Response:
-    error = "unauthorized" if exc.status == 401 else "forbidden"
-    headers = {"WWW-Authenticate": 'Basic realm="kairos"'} if exc.status == 401 else None
-    return error_response(exc.status, error, exc.reason, headers=headers)
 
 
 def header_map(request: Request) -> dict[str, str]:

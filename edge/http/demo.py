@@ -14,7 +14,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
 from edge.ingest.auth import user_hash
-from edge.http.common import error_response, json_response
+from edge.http.common import json_response
+from edge.http.errors import error_response
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
 DEMO_SITE = "demo"
@@ -68,7 +69,7 @@ async def demo_sign(request: Request) -> Response:
         return error_response(404, "not_found", "the demo site is not configured", field="path")
     user_id = request.query_params.get("user_id", "").strip()
     if not user_id or len(user_id) > 256:
-        return error_response(400, "invalid", "user_id: expected 1 to 256 characters",
+        return error_response(400, "invalid_request", "expected 1 to 256 characters",
                               field="user_id")
     return json_response({"userHash": user_hash(site.user_hash_secret, user_id)},
                          headers={"Cache-Control": "no-store"})

@@ -14,25 +14,23 @@ from typing import Any
 
 import msgspec
 import orjson
-from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
 from edge.ingest import consent
-from edge.ingest.auth import AuthError, Caller
+from edge.ingest.auth import Caller
 from edge.runtime.config import Limits
 from edge.ingest.context import build_context
 from edge.pipeline.delivery import local_clock, profile_from, reachable_channels
-from edge.http.common import (auth_error_response, check_json_content_type, error_response,
-                              header_map, input_error_response, json_response, read_body,
+from edge.http.common import (check_json_content_type, header_map, json_response, read_body,
                               require_scope)
+from edge.http.errors import error_response
 from edge.http.profiles import _identifier
 from edge.ingest.normalize import Incoming, normalize
 from edge.pipeline.handler import overlay_consent
 from edge.pipeline.rulebook import ActiveRules
 from edge.http.state import EdgeState
-from edge.store.profiles import StoreError
-from edge.ingest.wire import EVENT_TYPES, Event, InputError, field_from_validation_error
+from edge.ingest.wire import EVENT_TYPES, Event, InputError
 from rules.explain import (aggregate_kinds, cap_usage, explain_rules, explain_segments,
                            json_safe, not_triggered, with_updates)
 
@@ -57,42 +55,21 @@ async def explain(request: Request) -> Response:
     """Explain what an event would decide for a profile: every rule, condition and removal."""
     state: EdgeState = request.app.state.edge
     headers = header_map(request)
-    try:
-        caller = state.keyring.authenticate(headers.get("authorization"))
-        require_scope(caller, SCOPE)
-    except AuthError as exc:
-        return auth_error_response(exc)
+    # Failures (no scope, bad input, Redis down) are answered by edge/http/errors.py.
+    caller = state.keyring.authenticate(headers.get("authorization"))
+    require_scope(caller, SCOPE)
     now = state.pipeline.clock.now_ms()
-    try:
-        check_json_content_type(headers)
-        body = await read_body(request, headers, state.settings.limits.max_body_bytes)
-        asked = _decode(body)
-        identifier, incoming = _hypothetical(asked, caller, state.settings.limits, now)
-    except InputError as exc:
-        return input_error_response(exc)
+    check_json_content_type(headers)
+    body = await read_body(request, headers, state.settings.limits.max_body_bytes)
+    asked = _decoder.decode(body)
+    identifier, incoming = _hypothetical(asked, caller, state.settings.limits, now)
     active = state.rulebook.active
-    try:
-        reply = await state.store.read(identifier, active.layout, now)
-        if reply is None:
-            return error_response(404, "not_found", "no profile for this identifier",
-                                  field="profile")
-        answer = await _explanation(state, active, profile_from(reply, active.layout),
-                                    incoming, caller, asked, now)
-    except (RedisError, OSError, TimeoutError, StoreError) as exc:
-        return error_response(503, "unavailable",
-                              f"the profile store did not answer ({type(exc).__name__}); retry",
-                              headers={"Retry-After": "1"})
+    reply = await state.store.read(identifier, active.layout, now)
+    if reply is None:
+        return error_response(404, "not_found", "no profile for this identifier", field="profile")
+    answer = await _explanation(state, active, profile_from(reply, active.layout),
+                                incoming, caller, asked, now)
     return json_response(answer)
-
-
-def _decode(body: bytes) -> ExplainRequest:
-    try:
-        return _decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        field, reason = field_from_validation_error(str(exc))
-        raise InputError(field, reason) from None
-    except msgspec.DecodeError as exc:
-        raise InputError("body", f"not valid JSON: {exc}") from None
 
 
 def _hypothetical(asked: ExplainRequest, caller: Caller, limits: Limits,

@@ -4,13 +4,13 @@ Every event goes through the ingest endpoints. Starlette's error middleware,
 exception middleware, router (a regular expression per route) and its wrappers
 around `send` cost about a fifth of a worker's CPU per event in profiles. For
 POSTs to the ingest paths this wrapper calls the endpoint directly and answers
-unexpected errors as the error middleware would; everything else (other
-routes, lifespan) goes to the Starlette app unchanged.
+what escapes it through the same error table as the app's exception handlers
+(edge/http/errors.py); everything else (other routes, lifespan) goes to the
+Starlette app unchanged.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Awaitable, Callable
 
 from starlette.applications import Starlette
@@ -18,9 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from edge.http.common import error_response
-
-log = logging.getLogger("kairos")
+from edge.http import errors
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -35,11 +33,11 @@ class IngestFastPath:
             endpoint = self.endpoints.get(scope["path"])
             if endpoint is not None:
                 scope["app"] = self.app
+                request = Request(scope, receive)
                 try:
-                    response = await endpoint(Request(scope, receive))
-                except Exception:
-                    log.exception("unhandled error on %s", scope["path"])
-                    response = error_response(500, "internal", "unexpected error; it has been logged")
+                    response = await endpoint(request)
+                except Exception as exc:
+                    response = errors.answer(request, exc)
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)

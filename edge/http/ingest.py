@@ -14,21 +14,16 @@ import time
 from collections import defaultdict
 from typing import Any
 
-import msgspec
-from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response
 
 from edge.ingest.auth import AuthError, Caller, origin_allowed
-from edge.http.common import (auth_error_response, check_json_content_type, error_response,
-                              header_map, input_error_response, json_response, read_body)
+from edge.http import errors
+from edge.http.common import check_json_content_type, header_map, json_response, read_body
 from edge.ingest.normalize import Incoming, normalize
 from edge.pipeline.handler import EMPTY_ANSWER, RequestInfo
 from edge.http.state import EdgeState
-from edge.store.profiles import StoreError
-from edge.ingest.wire import InputError, batch_decoder, event_decoder, field_from_validation_error
-
-RETRY_AFTER = {"Retry-After": "1"}
+from edge.ingest.wire import InputError, batch_decoder, event_decoder
 
 
 def _authenticate(headers: dict[str, str], state: EdgeState, body_key: str | None) -> Caller:
@@ -38,16 +33,6 @@ def _authenticate(headers: dict[str, str], state: EdgeState, body_key: str | Non
     if not origin_allowed(caller, headers.get("origin")):
         raise AuthError(403, "this origin may not use this write key")
     return caller
-
-
-def _decode(decoder: msgspec.json.Decoder, body: bytes) -> Any:
-    try:
-        return decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        field, reason = field_from_validation_error(str(exc))
-        raise InputError(field, reason) from None
-    except msgspec.DecodeError as exc:
-        raise InputError("body", f"not valid JSON: {exc}") from None
 
 
 def _cors(headers: dict[str, str], state: EdgeState, response: Response) -> Response:
@@ -71,7 +56,12 @@ def single(event_type: str | None, route: str):
         started = time.perf_counter()
         state: EdgeState = request.app.state.edge
         headers = header_map(request)
-        response = await _single(request, headers, state, event_type)
+        try:
+            response = await _single(request, headers, state, event_type)
+        except Exception as exc:
+            # Answered here rather than by the fast path so the answer gets its CORS
+            # headers (a browser cannot read it without them) and is counted per route.
+            response = errors.answer(request, exc, fallback=EMPTY_ANSWER)
         state.metrics.route(route).observe(time.perf_counter() - started, response.status_code)
         return _cors(headers, state, response)
 
@@ -86,21 +76,13 @@ async def _single(request: Request, headers: dict[str, str], state: EdgeState,
                   event_type: str | None) -> Response:
     settings = state.settings
     received = state.pipeline.clock.now_ms()
-    try:
-        check_json_content_type(headers)
-        body = await read_body(request, headers, settings.limits.max_body_bytes)
-        event = _decode(event_decoder, body)
-        caller = _authenticate(headers, state, event.writeKey)
-        incoming = normalize(event, caller, settings.limits, received, forced_type=event_type)
-    except InputError as exc:
-        return input_error_response(exc)
-    except AuthError as exc:
-        return auth_error_response(exc)
-    try:
-        async with state.event_deadline():
-            outcome = await state.pipeline.handle(incoming, caller, _request_info(headers))
-    except (RedisError, OSError, TimeoutError, StoreError) as exc:
-        return _unavailable(state, exc)
+    check_json_content_type(headers)
+    body = await read_body(request, headers, settings.limits.max_body_bytes)
+    event = event_decoder.decode(body)
+    caller = _authenticate(headers, state, event.writeKey)
+    incoming = normalize(event, caller, settings.limits, received, forced_type=event_type)
+    async with state.event_deadline():
+        outcome = await state.pipeline.handle(incoming, caller, _request_info(headers))
     state.metrics.events.inc((incoming.event["type"],
                               "duplicate" if outcome.duplicate else "accepted"))
     body: dict[str, Any] = {"success": True, "duplicate": outcome.duplicate, **outcome.answer}
@@ -136,21 +118,17 @@ def _visitor_cookie(request: Request, headers: dict[str, str], caller: Caller,
         samesite="lax")
 
 
-def _unavailable(state: EdgeState, exc: BaseException) -> Response:
-    """503 with Retry-After, carrying empty decisions so a page shows its defaults."""
-    state.metrics.redis_errors.inc()
-    reason = f"the profile store did not answer in time ({type(exc).__name__}); retry"
-    return json_response({"success": False, "error": "unavailable", "reason": reason,
-                          **EMPTY_ANSWER}, 503, RETRY_AFTER)
-
-
 def batch(route: str):
     async def endpoint(request: Request) -> Response:
         """Ingest up to limits.max_batch_events events of any type; idempotent by messageId."""
         started = time.perf_counter()
         state: EdgeState = request.app.state.edge
         headers = header_map(request)
-        response = await _batch(request, headers, state)
+        try:
+            response = await _batch(request, headers, state)
+        except Exception as exc:
+            # Some events may have landed before a 503; a retry of the batch is counted once.
+            response = errors.answer(request, exc, fallback=EMPTY_ANSWER)
         state.metrics.route(route).observe(time.perf_counter() - started, response.status_code)
         return _cors(headers, state, response)
 
@@ -160,24 +138,19 @@ def batch(route: str):
 async def _batch(request: Request, headers: dict[str, str], state: EdgeState) -> Response:
     settings = state.settings
     received = state.pipeline.clock.now_ms()
-    try:
-        check_json_content_type(headers)
-        body = await read_body(request, headers, settings.limits.max_body_bytes)
-        payload = _decode(batch_decoder, body)
-        caller = _authenticate(headers, state, payload.writeKey)
-        if not payload.batch:
-            raise InputError("batch", "empty: expected at least one event")
-        if len(payload.batch) > settings.limits.max_batch_events:
-            raise InputError("batch", f"more than {settings.limits.max_batch_events} events")
-        incoming = [
-            normalize(event, caller, settings.limits, received, path=f"batch[{i}]",
-                      batch_sent_at=payload.sentAt)
-            for i, event in enumerate(payload.batch)
-        ]
-    except InputError as exc:
-        return input_error_response(exc)
-    except AuthError as exc:
-        return auth_error_response(exc)
+    check_json_content_type(headers)
+    body = await read_body(request, headers, settings.limits.max_body_bytes)
+    payload = batch_decoder.decode(body)
+    caller = _authenticate(headers, state, payload.writeKey)
+    if not payload.batch:
+        raise InputError("batch", "empty: expected at least one event")
+    if len(payload.batch) > settings.limits.max_batch_events:
+        raise InputError("batch", f"more than {settings.limits.max_batch_events} events")
+    incoming = [
+        normalize(event, caller, settings.limits, received, path=f"batch[{i}]",
+                  batch_sent_at=payload.sentAt)
+        for i, event in enumerate(payload.batch)
+    ]
 
     by_person: dict[str, list[Incoming]] = defaultdict(list)
     for item in incoming:
@@ -191,12 +164,8 @@ async def _batch(request: Request, headers: dict[str, str], state: EdgeState) ->
             duplicates += outcome.duplicate
         return duplicates
 
-    try:
-        async with state.batch_deadline():
-            counts = await asyncio.gather(*(run(v) for v in by_person.values()))
-    except (RedisError, OSError, TimeoutError, StoreError) as exc:
-        # Some events may have landed; a retry of the same batch is counted once.
-        return _unavailable(state, exc)
+    async with state.batch_deadline():
+        counts = await asyncio.gather(*(run(v) for v in by_person.values()))
     duplicates = sum(counts)
     state.metrics.events.inc(("batch", "accepted"), len(incoming) - duplicates)
     response = json_response({"success": True, "accepted": len(incoming) - duplicates,
@@ -210,7 +179,7 @@ async def preflight(request: Request) -> Response:
     state: EdgeState = request.app.state.edge
     origin = request.headers.get("origin")
     if not origin or origin not in state.allowed_origins:
-        return error_response(403, "forbidden", "origin not allowed")
+        return errors.error_response(403, "forbidden", "origin not allowed")
     return Response(status_code=204, headers={
         "Access-Control-Allow-Origin": origin,
         "Access-Control-Allow-Credentials": "true",

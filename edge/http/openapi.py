@@ -19,10 +19,13 @@ ERROR_SCHEMA = {
     "properties": {
         "success": {"const": False},
         "error": {"type": "string"},
+        "code": {"type": "string", "description": "the same as error: Segment's SDKs read code"},
+        "message": {"type": "string", "description": "field and reason in one line, for "
+                                                     "Segment's SDKs"},
         "field": {"type": "string", "description": "the offending field, as a path"},
         "reason": {"type": "string"},
     },
-    "required": ["success", "error", "reason"],
+    "required": ["success", "error", "code", "message", "reason"],
 }
 DECISIONS_SCHEMA = {
     "type": "object",
@@ -91,12 +94,15 @@ def _operation(route: Route, method: str) -> dict[str, Any]:
                              "schema": {"type": "string"},
                              "description": "profile id or identifier kind:value"}]
         op["responses"]["404"] = _error("no profile for this identifier")
+        op["responses"]["503"] = _error("the profile store did not answer; retry after Retry-After")
     if route.path == "/v1/explain":
         _explain(op)
     if route.path.startswith("/v1/catalog/"):
         _catalog(route, method, op)
     if route.path == "/v1/admin/reload":
         op["responses"]["422"] = _error("the rules on disk are invalid; the running ones stay")
+        op["responses"]["503"] = _error("Redis did not answer, so other workers were not told; "
+                                        "retry after Retry-After")
     return op
 
 

@@ -2,6 +2,7 @@
 
 `{id}` is a profile id or any identifier typed as "kind:value" (anon:…, user:…,
 email:<sha256>, phone:<sha256>, device:…); a bare value is taken as a user id.
+Failures (a key without the scope, Redis down) are answered by edge/http/errors.py.
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from edge.ingest.auth import AuthError
-from edge.http.common import auth_error_response, error_response, json_response, require_scope
+from edge.http.common import json_response, require_scope
+from edge.http.errors import error_response
 from edge.http.state import EdgeState
 from edge.pipeline.delivery import profile_from
 
@@ -30,10 +31,7 @@ def _authorize(request: Request, state: EdgeState, scope: str) -> None:
 async def get_profile(request: Request) -> Response:
     """The person's profile, identities, segments and aggregates."""
     state: EdgeState = request.app.state.edge
-    try:
-        _authorize(request, state, "profiles:read")
-    except AuthError as exc:
-        return auth_error_response(exc)
+    _authorize(request, state, "profiles:read")
     identifier = _identifier(request.path_params["profile_id"])
     layout = state.rulebook.active.layout
     now = state.pipeline.clock.now_ms()
@@ -48,10 +46,7 @@ async def get_profile(request: Request) -> Response:
 async def delete_profile(request: Request) -> Response:
     """Erase every key of the person, its identity links and its events in the stream."""
     state: EdgeState = request.app.state.edge
-    try:
-        _authorize(request, state, "profiles:delete")
-    except AuthError as exc:
-        return auth_error_response(exc)
+    _authorize(request, state, "profiles:delete")
     identifier = _identifier(request.path_params["profile_id"])
     profile_id = await state.store.resolve(identifier)
     if profile_id is None:

@@ -13,7 +13,8 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import Response
 
-from edge.http.common import error_response, json_response
+from edge.http.common import json_response
+from edge.http.errors import error_response
 
 DIST = Path(__file__).resolve().parents[2] / "snippet" / "dist"
 

@@ -52,17 +52,14 @@ encoder = msgspec.json.Encoder()
 
 
 class InputError(Exception):
-    """Bad input, answered with 4xx and a JSON body naming the field and the reason."""
+    """Bad input, answered with 4xx and a JSON body naming the field and the reason
+    (edge/http/errors.py)."""
 
     def __init__(self, field: str, reason: str, status: int = 400) -> None:
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
         self.status = status
-
-    def body(self) -> dict[str, Any]:
-        return {"success": False, "error": "invalid_request", "field": self.field,
-                "reason": self.reason}
 
 
 def field_from_validation_error(message: str) -> tuple[str, str]:
