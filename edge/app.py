@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import os
 from typing import Any, AsyncIterator
 
@@ -18,7 +19,7 @@ from starlette.routing import Route
 
 from edge import __version__
 
-from edge.runtime import heap
+from edge.runtime import heap, lifetime
 
 from edge.http import openapi
 from edge.ingest.auth import KeyRing
@@ -134,6 +135,9 @@ def create_app(settings: Settings, redis_url: str, clock: Any = None) -> IngestF
 
 def create_app_from_env() -> IngestFastPath:
     """Entry point for uvicorn workers: `kairos serve` passes the settings through the environment."""
+    supervisor = multiprocessing.parent_process()
+    if supervisor is not None and supervisor.pid is not None:  # one of --workers N
+        lifetime.end_with_parent(supervisor.pid)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = load_settings(os.environ.get(ENV_CONFIG, "config"))
     return create_app(settings, os.environ[ENV_REDIS])

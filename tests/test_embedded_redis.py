@@ -133,20 +133,22 @@ def test_redis_ends_with_serve(tmp_path, sig, strays):
         assert not (data / "redis" / PORT_FILE).exists()
 
 
-def test_redis_belongs_to_the_supervisor_of_several_workers(tmp_path, strays):
+def test_redis_and_workers_end_with_the_supervisor_of_several_workers(tmp_path, strays):
     process, _ = serve(tmp_path, tmp_path / "var", "--workers", "2")
     workers = Strays()
     try:
         server = redis_child(process.pid)  # not a worker's: they come and go under the supervisor
         strays.add(server)
-        workers.add(*(pid for pid in children(process.pid) if pid != server))
+        found = [pid for pid in children(process.pid) if pid != server]
+        workers.add(*found)
         process.kill()
         assert gone_within(server, 2.0), f"redis-server {server} outlived the supervisor"
+        # Orphaned workers would hold the port and answer 503 without their Redis.
+        for pid in found:
+            assert gone_within(pid, 5.0), f"process {pid} outlived the supervisor"
     finally:
         process.kill()
-        # Killed outright, the supervisor cannot stop its workers (nor their resource tracker)
-        # either; they hold serve's output pipe open, so they go before it is read to the end.
-        workers.kill()
+        workers.kill()  # if the test failed: they hold serve's output pipe open
         process.communicate(timeout=20)
 
 
