@@ -4,10 +4,7 @@ Templates use a subset of Jinja2 and run in jinja2's sandbox
 (`ImmutableSandboxedEnvironment`): no access to Python internals (names
 starting with `_`), no calls that mutate lists or dicts, so a template can
 never change the profile it reads.  Every template is parsed and compiled once,
-when the rules load; `CompiledTemplate.render` runs per answer.  A template that
-is only text and `{{ name.path | filter }}` placeholders is compiled further, into
-plain Python doing what jinja would do at a fraction of the cost; the rest is
-rendered by jinja.
+when the rules load; `CompiledTemplate.render` runs per answer.
 
 Escaping, the one rule to remember:
 
@@ -48,7 +45,6 @@ from __future__ import annotations
 import copy
 import math
 import re
-from collections.abc import Callable
 from datetime import UTC, date, datetime, time, tzinfo
 from functools import lru_cache
 from typing import Any
@@ -62,16 +58,7 @@ from jinja2.exceptions import SecurityError, TemplateSyntaxError
 from jinja2.meta import find_undeclared_variables
 from jinja2.runtime import Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from jinja2.utils import _PassArg, pass_context, pass_eval_context
-from markupsafe import escape
-
-try:  # markupsafe's escaping of a str, without wrapping the result in Markup
-    from markupsafe import _escape_inner as _escape_str
-except ImportError:  # pragma: no cover - other markupsafe versions
-
-    def _escape_str(text: str) -> str:
-        return str(escape(text))
-
+from jinja2.utils import pass_context, pass_eval_context
 
 from .localtime import zone_named
 from .runtime import to_text
@@ -389,7 +376,6 @@ class CompiledTemplate:
         "_environment",
         "_stats",
         "_static",
-        "_fast",
     )
 
     def __init__(
@@ -400,7 +386,6 @@ class CompiledTemplate:
         kind: str,
         names: frozenset[str],
         stats: _Stats,
-        fast: _FastRender | None = None,
     ) -> None:
         self.source = source
         #: "html", "text" or "value"
@@ -417,8 +402,6 @@ class CompiledTemplate:
         self._name = template.name
         self._context_class = environment.context_class
         self._stats = stats
-        # The template as one plain Python function (see "the fast path"), or None.
-        self._fast = fast
         # Text without any jinja syntax renders to itself: most content is fixed copy,
         # and skipping jinja for it saves the work per render.
         plain = kind != "value" and not any(mark in source for mark in ("{{", "{%", "{#"))
@@ -433,11 +416,6 @@ class CompiledTemplate:
     def static(self) -> str | None:
         """The text itself for a template without jinja syntax (it renders to that), else None."""
         return self._static
-
-    @property
-    def fast(self) -> bool:
-        """Whether the template renders as plain Python rather than through jinja."""
-        return self._fast is not None
 
     def _failed(self, error: BaseException) -> None:
         self.errors += 1
@@ -456,12 +434,6 @@ class CompiledTemplate:
         """Like render(), with the variables of a scope shared by one answer's templates."""
         if self._static is not None:
             return self._static
-        if self._fast is not None:
-            try:
-                return self._fast(scope._variables, scope)
-            except Exception as error:  # as below: the answer goes on without this template
-                self._failed(error)
-                return None if self.kind == "value" else ""
         context = scope.context_for(self)
         try:
             if self.kind == "value":
@@ -484,11 +456,10 @@ class RenderScope:
     Building a jinja context costs about as much as rendering a short template,
     so the templates of one answer share one context per escaping mode (the
     mode is part of jinja's evaluation context), made on first use. A template
-    with blocks of its own gets its own context.  Templates on the fast path
-    need no context: an answer whose templates are all simple builds none.
+    with blocks of its own gets its own context.
     """
 
-    __slots__ = ("_variables", "_locale", "_timezone", "_parent", "_contexts", "_filter_context")
+    __slots__ = ("_variables", "_locale", "_timezone", "_parent", "_contexts")
 
     def __init__(self, variables: Any, locale: str | None = None,
                  timezone: str | None = None) -> None:
@@ -497,7 +468,6 @@ class RenderScope:
         self._timezone = timezone
         self._parent: dict[str, Any] | None = None
         self._contexts: dict[str | None, Any] | None = None
-        self._filter_context: _FilterContext | None = None
 
     def parent(self, environment: _Environment) -> dict[str, Any]:
         """The mapping jinja reads top-level names from; jinja never writes it."""
@@ -524,44 +494,6 @@ class RenderScope:
             context = contexts[template._name] = template._context_class(
                 environment, parent, template._name, {})
         return context
-
-    def filter_context(self, environment: _Environment) -> _FilterContext:
-        """What the locale filters read of a jinja context, for the fast path."""
-        context = self._filter_context
-        if context is None:
-            context = self._filter_context = _FilterContext(
-                _ParentNames(self._variables, environment.globals, self._locale,
-                             self._timezone))
-        return context
-
-
-class _FilterContext:
-    """Stands in for jinja's context when the fast path calls a locale filter."""
-
-    __slots__ = ("parent",)
-
-    def __init__(self, parent: _ParentNames) -> None:
-        self.parent = parent
-
-
-class _ParentNames:
-    """`get` of the mapping `RenderScope.parent` builds, without building it."""
-
-    __slots__ = ("_variables", "_globals", "_locale", "_timezone")
-
-    def __init__(self, variables: dict, globals_: dict, locale: Any, timezone: Any) -> None:
-        self._variables = variables
-        self._globals = globals_
-        self._locale = locale
-        self._timezone = timezone
-
-    def get(self, name: str, default: Any = None) -> Any:
-        if name == LOCALE_VARIABLE:
-            return self._locale
-        if name == TIMEZONE_VARIABLE:
-            return self._timezone
-        value = self._variables.get(name, _MISSING)
-        return self._globals.get(name, default) if value is _MISSING else value
 
 
 def _value_of(value: Any) -> Any:
@@ -599,233 +531,11 @@ def _plain(value: Any, depth: int) -> Any:
     return None
 
 
-# -- the fast path ------------------------------------------------------------------
-# Most content is literal text around a few `{{ traits.first_name | default("you") }}`.
-# jinja spends a few µs on such a template (context lookups, a generator, finalize,
-# a Markup object per value); the same steps written out as one Python function take
-# a few hundred ns.  `_FastWriter` writes that function at load for a template made
-# only of literal text and `{{ }}` outputs (no `{% %}`), each output a top-level
-# name or a literal, then `.attribute`s and `[literal]`s, then filters from
-# `_FAST_PLAIN_FILTERS` or `_LOCALE_FILTERS` with literal arguments.  The function
-# runs what jinja's generated code runs for those nodes, calling the same pieces:
-# the environment's getattr and getitem (after reading a dict's own key directly,
-# as they would), the filter functions, `_finalize`, markupsafe's escaping and
-# `_value_of`.  Any other template is rendered by jinja.  The generated source
-# holds no text of the template: names, keys, literal text and arguments reach it
-# as constants.  tests/test_content_fastpath.py checks both paths give the same.
-
-# The function: (the scope's variables, the scope) -> text, or the value of a value template.
-_FastRender = Callable[[dict, "RenderScope"], Any]
-
-# Filters called as plain functions, as jinja calls them ...
-_FAST_PLAIN_FILTERS = frozenset(
-    {"default", "d", "length", "count", "upper", "lower", "title", "capitalize", "trim"}
-)
-# ... and the locale filters, which take a jinja context but read only its `parent`.
-_LOCALE_FILTERS = frozenset({_money, _number_filter, _percent, _date, _datetime})
-# Names jinja's code generator may treat specially; jinja keeps those.
-_SPECIAL_NAMES = frozenset({"self", "super", "loop", "caller", "varargs", "kwargs"})
-# Literals a fast template may hold: immutable, so one object serves every answer.
-_LITERAL_TYPES = frozenset({str, int, float, bool, type(None)})
-
-
-def _is_literal(node: nodes.Node) -> bool:
-    if not isinstance(node, nodes.Const) or type(node.value) not in _LITERAL_TYPES:
-        return False
-    # jinja writes a float literal into its code as str(value): `1e999` fails as `inf`.
-    return not isinstance(node.value, float) or math.isfinite(node.value)
-
-
-def _fast_render(environment: _Environment, tree: nodes.Template, kind: str) -> _FastRender | None:
-    """The template as one Python function, or None when jinja must render it."""
-    writer = _FastWriter(environment)
-    if not writer.template(tree, kind):
-        return None
-    return writer.function()
-
-
-def _html_of(value: Any) -> str:
-    """jinja's `escape(finalize(value))` for an html output, as plain text."""
-    if value.__class__ is _Undefined:
-        return ""  # what escape() makes of a missing value, without the detour
-    value = _finalize(None, value)  # the environment's finalize; it ignores its eval context
-    return _escape_str(value) if type(value) is str else str(escape(value))
-
-
-def _text_of(value: Any) -> str:
-    """jinja's `str(finalize(value))` for a text output."""
-    if value.__class__ is _Undefined:
-        return ""
-    return str(_finalize(None, value))
-
-
-@lru_cache(maxsize=1024)
-def _compiled_source(source: str) -> Any:
-    # Templates of the same shape have the same source (their text is in the constants).
-    return compile(source, "<simple template>", "exec")
-
-
-class _FastWriter:
-    """Writes the Python source of a simple template's render function."""
-
-    def __init__(self, environment: _Environment) -> None:
-        self._environment = environment
-        self._lines: list[str] = []
-        self._locals = 0
-        self._constants = 0
-        # What the source refers to by name.
-        self._namespace: dict[str, Any] = {
-            "MISSING": _MISSING,
-            "undefined": environment.undefined,
-            "env_getattr": environment.getattr,
-            "env_getitem": environment.getitem,
-            "escape_str": _escape_str,
-            "html_of": _html_of,
-            "text_of": _text_of,
-            "value_of": _value_of,
-            "environment": environment,
-        }
-
-    def function(self) -> _FastRender:
-        source = "def render(variables, scope):\n" + "".join(
-            f"    {line}\n" for line in self._lines
-        )
-        exec(_compiled_source(source), self._namespace)
-        return self._namespace["render"]
-
-    def template(self, tree: nodes.Template, kind: str) -> bool:
-        """Writes the body for the whole template; False if it is not simple."""
-        if kind == "value":  # compile_value's tree: `{% set result = expression %}`
-            value = self.expression(tree.body[0].node)
-            if value is None:
-                return False
-            self._write(f"return value_of({value})")
-            return True
-        if not tree.body:
-            self._write("return ''")
-            return True
-        if len(tree.body) != 1 or not isinstance(tree.body[0], nodes.Output):
-            return False
-        parts = []
-        for node in tree.body[0].nodes:
-            if isinstance(node, nodes.TemplateData):
-                parts.append(self._constant(node.data))  # literal text is kept as written
-                continue
-            value = self.expression(node)
-            if value is None:
-                return False
-            parts.append(self._html(value) if kind == "html" else self._text(value))
-        if len(parts) == 1:
-            self._write(f"return {parts[0]}")
-        else:
-            self._write(f"return ''.join(({', '.join(parts)}))")
-        return True
-
-    def expression(self, node: nodes.Node) -> str | None:
-        """Writes lines computing `node`: the name holding its value, or None if not simple."""
-        if isinstance(node, nodes.Const):
-            return self._constant(node.value) if _is_literal(node) else None
-        if isinstance(node, nodes.Name):
-            return self._name(node)
-        if isinstance(node, nodes.Getattr):
-            return self._lookup(node.node, node.attr, "env_getattr")
-        if isinstance(node, nodes.Getitem):
-            key = node.arg
-            if not (isinstance(key, nodes.Const) and type(key.value) in (str, int)):
-                return None  # slices, computed keys
-            return self._lookup(node.node, key.value, "env_getitem")
-        if isinstance(node, nodes.Filter):
-            return self._filter(node)
-        return None
-
-    def _name(self, node: nodes.Name) -> str | None:
-        name = node.name
-        if (
-            node.ctx != "load"
-            or name.startswith("_")  # includes the locale and zone the scope adds
-            or name in _SPECIAL_NAMES
-            or name in self._environment.globals  # range, dict, ...: jinja resolves them
-        ):
-            return None
-        key, value = self._constant(name), self._local()
-        self._write(f"{value} = variables.get({key}, MISSING)")
-        self._write(f"if {value} is MISSING: {value} = undefined(name={key})")
-        return value
-
-    def _lookup(self, node: nodes.Node, key: str | int, method: str) -> str | None:
-        """`x.key` or `x[key]`: a dict's own key directly, anything else as jinja does."""
-        container = self.expression(node)
-        if container is None:
-            return None
-        key_name, value = self._constant(key), self._local()
-        self._write(
-            f"{value} = {container}.get({key_name}, MISSING)"
-            f" if {container}.__class__ is dict else MISSING"
-        )
-        self._write(f"if {value} is MISSING: {value} = {method}({container}, {key_name})")
-        return value
-
-    def _filter(self, node: nodes.Filter) -> str | None:
-        function = self._environment.filters.get(node.name)
-        takes_context = function in _LOCALE_FILTERS
-        if not takes_context and not (
-            node.name in _FAST_PLAIN_FILTERS and _PassArg.from_obj(function) is None
-        ):
-            return None
-        if node.dyn_args is not None or node.dyn_kwargs is not None:
-            return None
-        if not all(map(_is_literal, [*node.args, *(keyword.value for keyword in node.kwargs)])):
-            return None
-        subject = self.expression(node.node)
-        if subject is None:
-            return None
-        arguments = [subject, *(self._constant(arg.value) for arg in node.args)]
-        if takes_context:
-            arguments.insert(0, "scope.filter_context(environment)")
-        if node.kwargs:
-            keywords = {keyword.key: keyword.value.value for keyword in node.kwargs}
-            arguments.append(f"**{self._constant(keywords)}")
-        value = self._local()
-        self._write(f"{value} = {self._constant(function)}({', '.join(arguments)})")
-        return value
-
-    def _html(self, value: str) -> str:
-        """Writes an html output, jinja's `escape(finalize(value))`; the name of its text."""
-        # For a str, finalize gives the str itself and escape() is Markup(escape_str(...)).
-        text = self._local()
-        self._write(f"{text} = escape_str({value}) if type({value}) is str else html_of({value})")
-        return text
-
-    def _text(self, value: str) -> str:
-        """Writes a text output, jinja's `str(finalize(value))`; the name of its text."""
-        text = self._local()
-        self._write(f"{text} = {value} if type({value}) is str else text_of({value})")
-        return text
-
-    def _constant(self, value: Any) -> str:
-        self._constants += 1
-        name = f"c{self._constants}"
-        self._namespace[name] = value
-        return name
-
-    def _local(self) -> str:
-        self._locals += 1
-        return f"v{self._locals}"
-
-    def _write(self, line: str) -> None:
-        self._lines.append(line)
-
-
 # -- the compiler ---------------------------------------------------------------
 class ContentCompiler:
-    """Compiles content templates; one shared sandboxed environment for all of them.
+    """Compiles content templates; one shared sandboxed environment for all of them."""
 
-    With `fast_path=False` jinja renders every template: the reference the fast
-    path is tested against.
-    """
-
-    def __init__(self, fast_path: bool = True) -> None:
-        self._fast_path = fast_path
+    def __init__(self) -> None:
         environment = _Environment(
             undefined=_Undefined,
             autoescape=_autoescape,
@@ -902,9 +612,7 @@ class ContentCompiler:
         template = environment.template_class.from_code(
             environment, code, environment.make_globals(None)
         )
-        # The tree as jinja compiled it (its optimizer folds constants in place).
-        fast = _fast_render(environment, tree, kind) if self._fast_path else None
-        return CompiledTemplate(environment, template, text, kind, variables, self._stats, fast)
+        return CompiledTemplate(environment, template, text, kind, variables, self._stats)
 
     def _parse(self, text: str) -> nodes.Template:
         try:

@@ -7,7 +7,6 @@ from .arbitration import Arbiter, RulePlan
 from .decision import Decision
 from .definitions import ExperimentDef, PolicyDef, SegmentDef, action_templates
 from .dispatch import DispatchTable
-from .render import content_writer
 
 
 class Ruleset:
@@ -41,7 +40,7 @@ class Ruleset:
         self.plans = plans
         self.policy = policy = policy or PolicyDef()
         self.experiments = {experiment.id: experiment for experiment in experiments}
-        self.arbiter = Arbiter(plans, policy, content_writer)
+        self.arbiter = Arbiter(plans, policy)
         # Catalog lists that conditions read (`catalog.upsell`): the caller puts them in
         # profile["catalog"] before decide(); rules.names.CATALOG_LISTS names them all.
         self.catalog_lists = catalog_lists

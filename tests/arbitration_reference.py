@@ -1,10 +1,11 @@
 """Arbitration read straight from its definition, to check rules.arbitration against.
 
-rules.arbitration takes shortcuts for speed (a fast path for plain slot rules,
-per-rule steps generated as Python source, caps and channels worked out at
-load, per-answer caches of what each channel allows). This module is the
-same decision written plainly, candidate by candidate and check by check, with
-none of them; tests/test_arbitration_reference.py asserts both always agree.
+rules.arbitration works out at load what does not depend on the person (each
+rule's placements on fixed channels, its caps and their counts) and keeps per
+answer what does not change within it (deliveries stored under a cap, closed
+channels). This module is the same decision written plainly, candidate by
+candidate and check by check, with none of that; tests/test_arbitration_reference.py
+asserts both always agree.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""rules.arbitration, with its shortcuts, decides exactly as the plain reference does.
+"""rules.arbitration decides exactly as the plain reference (tests/arbitration_reference.py) does.
 
 Candidates, scores and people are drawn at random: any subset of the rules in
 any person's situation (consent, addresses, delivery history, stored variants,
