@@ -4,7 +4,7 @@ Candidates are taken in order (priority, then score, then id). Each is checked
 for its mutual-exclusion group, consent, schedule, frequency caps, room (a free
 slot, the message limit, a reachable channel) and finally its experiment. A
 candidate that fails any check gives way to the next; the reason is kept in
-the trace that /v1/explain shows. The same inputs always give the same answer.
+the trace as a typed outcome (rules.outcomes), which /v1/explain puts in words. The same inputs always give the same answer.
 
 select() runs per event, over a dozen candidates or so: what each rule's checks
 need that does not depend on the person (its placements on fixed channels, its
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 from .definitions import (
     Action,
@@ -35,8 +34,8 @@ from .definitions import (
     SlotAction,
     TagAction,
 )
-from .durations import format_duration
 from .experiments import CONTROL, variant_for
+from .outcomes import FIRED, SLOTS_TAKEN, Kind, Outcome, cap_reached
 from .schedule import in_range, schedule_block
 
 # Channels that quiet hours silence: they reach a person who is not looking at a screen.
@@ -111,8 +110,8 @@ class Selection:
     exposures: list[tuple[str, str, str]] = field(default_factory=list)
     variants: dict[str, str] = field(default_factory=dict)  # experiment id -> this person's
     new_variants: dict[str, str] = field(default_factory=dict)  # ... the ones to store
-    # rule id -> "fired" or the reason it gave way; only candidates appear
-    trace: dict[str, str] = field(default_factory=dict)
+    # rule id -> its outcome: fired, or why it gave way; only candidates appear
+    trace: dict[str, Outcome] = field(default_factory=dict)
 
     def expose(self, experiment: str, variant: str, rule_id: str) -> None:
         """Record one exposure (or control non-exposure) per experiment per answer."""
@@ -132,11 +131,6 @@ class Selection:
                 elif isinstance(action, TagAction):
                     tags.extend(tag for tag in action.tags if tag not in tags)
         return traits, tags
-
-
-FIRED = "fired"
-EVERY_SLOT_TAKEN = "nothing could be shown: every slot it fills is taken"
-NOTHING_SHOWN = "nothing could be shown: "
 
 
 class Arbiter:
@@ -171,7 +165,7 @@ class Arbiter:
             found = prepared[position]
             plan = found.plan
             reason, fired = self._consider(found, room)
-            trace[plan.id] = reason or FIRED
+            trace[plan.id] = FIRED if reason is None else reason
             if fired is not None:
                 room.take(fired)
                 fired_rules.append(fired)
@@ -179,34 +173,34 @@ class Arbiter:
                     selection.expose(plan.experiment.id, fired.variant, plan.id)
         return selection
 
-    def _consider(self, prepared: _Prepared, room: _Room) -> tuple[str | None, Fired | None]:
+    def _consider(self, prepared: _Prepared, room: _Room) -> tuple[Outcome | None, Fired | None]:
         """Every check, in order, for any rule: why it gives way, or what it fires."""
         plan = prepared.plan
         rule = plan.rule
         person = room.person
         if plan.slots and plan.slots <= room.slots.keys():
             # The common loser: a rule for slots that better rules already filled.
-            return EVERY_SLOT_TAKEN, None
+            return SLOTS_TAKEN, None
         variant = None
         if plan.experiment is not None:
             variant = room.variant(plan.experiment)
             if variant != CONTROL and rule.variant is not None and variant != rule.variant:
-                return f"experiment {plan.experiment.id!r} gave this person variant {variant!r}", None
+                return Outcome(Kind.VARIANT, experiment=plan.experiment.id, variant=variant), None
         if rule.group is not None and rule.group in room.groups:
-            return f"group {rule.group!r} already has a winner ({room.groups[rule.group]})", None
+            return Outcome(Kind.GROUP, group=rule.group, winner=room.groups[rule.group]), None
         if not person.consent.get(rule.purpose, False):
-            return f"no consent for {rule.purpose}", None
+            return Outcome(Kind.CONSENT, purpose=rule.purpose), None
         if rule.schedule is not None:
             blocked = schedule_block(rule.schedule, person.now_ms, person.weekday, person.minute,
                                      person.date)
             if blocked is not None:
-                return f"schedule: {blocked}", None
+                return Outcome(Kind.SCHEDULE, schedule=blocked), None
         if prepared.own_counts:
             capped = room.capped(prepared.own_counts)
             if capped is not None:
                 return capped, None
         placements: list[Placement] = []
-        reasons: list[str] = []
+        reasons: list[Outcome] = []
         slots: set[str] = set()
         messages = 0
         for action, fixed in prepared.actions:
@@ -216,7 +210,7 @@ class Arbiter:
                 placements.append(fixed)  # a tag or a trait: always applies
                 continue
             elif fixed.channel == "web" and (action.slot in room.slots or action.slot in slots):  # type: ignore[attr-defined]
-                channel, why = None, f"slot {action.slot!r} is taken"  # type: ignore[attr-defined]
+                channel, why = None, Outcome(Kind.SLOT_TAKEN, slot=action.slot)  # type: ignore[attr-defined]
             else:
                 channel = fixed.channel
                 why = room.channel_check(channel, messages)
@@ -235,7 +229,7 @@ class Arbiter:
         else:
             shown = [p for p in placements if p.channel is not None]
             if plan.displays and not shown:
-                return NOTHING_SHOWN + "; ".join(reasons), None
+                return Outcome(Kind.NOTHING_SHOWN, reasons=tuple(reasons)), None
             caps = list(plan.caps)
             for placement in shown:
                 caps += self.channel_caps[placement.channel]  # type: ignore[index]
@@ -246,11 +240,11 @@ class Arbiter:
                 return capped, None
         if variant == CONTROL:
             room.selection.expose(plan.experiment.id, CONTROL, rule.id)  # type: ignore[union-attr]
-            return f"holdout: control group of experiment {plan.experiment.id!r}", None  # type: ignore[union-attr]
+            return Outcome(Kind.HOLDOUT, experiment=plan.experiment.id), None  # type: ignore[union-attr]
         return None, Fired(plan, placements, variant, caps)
 
     def _choose(self, action: NotifyAction, person: Person, room: _Room,
-                messages: int) -> tuple[str | None, str | None]:
+                messages: int) -> tuple[str | None, Outcome | None]:
         """The channel for this person: their preference, else where they last engaged, else
         the configured order; skipping channels without consent, address or room."""
         reasons = []
@@ -259,7 +253,7 @@ class Arbiter:
             if why is None:
                 return channel, None
             reasons.append(why)
-        return None, "no channel: " + ", ".join(reasons)
+        return None, Outcome(Kind.NO_CHANNEL, reasons=tuple(reasons))
 
 
 def channel_preference(channels: Sequence[str], person: Person,
@@ -289,7 +283,7 @@ class _Room:
         self.added: dict[str, int] = {}  # cap key -> deliveries in this answer
         # What does not change within one answer, worked out on first use:
         self._stored: dict[tuple[str, int, int], int] = {}  # cap -> deliveries stored within
-        self._closed: dict[str, str | None] = {}  # channel -> why it cannot be used, or None
+        self._closed: dict[str, Outcome | None] = {}  # channel -> why it cannot be used, or None
 
     def variant(self, experiment: ExperimentDef) -> str:
         """This person's variant, assigned (and noted for storing) on first use."""
@@ -303,7 +297,7 @@ class _Room:
                 selection.new_variants[experiment.id] = variant
         return variant
 
-    def capped(self, counts: Sequence[tuple[tuple[str, int, int], int]]) -> str | None:
+    def capped(self, counts: Sequence[tuple[tuple[str, int, int], int]]) -> Outcome | None:
         """Why these deliveries would break a cap; `counts` as made by `_counted`."""
         stored, added = self._stored, self.added
         for cap, pending in counts:
@@ -312,7 +306,7 @@ class _Room:
             if before is None:
                 before = stored[cap] = self._stored_within(key, per_ms)
             if before + added.get(key, 0) + pending > most:
-                return f"cap {key}: {most} per {_duration(per_ms)} reached"
+                return cap_reached(key, per_ms, most)
         return None
 
     def _stored_within(self, key: str, per_ms: int) -> int:
@@ -323,18 +317,18 @@ class _Room:
         since = self.person.now_ms - per_ms
         return len([t for t in times if t > since])
 
-    def _closed_reason(self, channel: str) -> str | None:
+    def _closed_reason(self, channel: str) -> Outcome | None:
         person = self.person
         if not person.consent.get(channel, False):
-            return f"no consent for {channel}"
+            return Outcome(Kind.CONSENT, channel=channel)
         if channel not in person.reachable:
-            return f"no address for {channel}"
+            return Outcome(Kind.NO_ADDRESS, channel=channel)
         quiet = self.arbiter.policy.quiet
         if channel in INTERRUPTING and quiet is not None and in_range(person.minute, quiet):
-            return f"quiet hours for {channel}"
+            return Outcome(Kind.QUIET_HOURS, channel=channel)
         return None
 
-    def channel_check(self, channel: str, pending_messages: int) -> str | None:
+    def channel_check(self, channel: str, pending_messages: int) -> Outcome | None:
         """Why this channel cannot take one more delivery of a rule that already placed
         `pending_messages` in-app messages; None when it can."""
         closed = self._closed.get(channel, _UNKNOWN)
@@ -344,7 +338,7 @@ class _Room:
             return closed  # type: ignore[return-value]
         most = self.arbiter.policy.max_messages
         if channel == "in_app" and self.messages + pending_messages >= most:
-            return f"message limit ({most}) reached"
+            return Outcome(Kind.MESSAGE_LIMIT, most=most)
         counts = self.arbiter._channel_counts[channel]
         if counts:
             return self.capped(counts)
@@ -433,8 +427,3 @@ def deliveries_per_key(caps: Sequence[tuple[str, int, int]]) -> dict[str, int]:
         if count > found.get(key, 0):
             found[key] = count
     return found
-
-
-@lru_cache(maxsize=256)  # a handful of windows, formatted for every capped candidate
-def _duration(ms: int) -> str:
-    return format_duration(ms)

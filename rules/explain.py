@@ -31,6 +31,7 @@ from .expr_ast import (
     children,
 )
 from .lexer import ExpressionSyntaxError, tokenize
+from .outcomes import Outcome
 from .reference import Environment, evaluate, truthy
 from .runtime import score_value
 
@@ -38,11 +39,8 @@ _LOWEST_INT, _HIGHEST_INT = -(2**63), 2**63 - 1
 _OPENERS, _CLOSERS = frozenset("(["), frozenset(")]")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # what the lexer reads as a name
 
-# Arbitration's reasons (rules.arbitration) start with these words; the category
-# lets a client group "why not" without parsing sentences.
-_REMOVALS = (("cap ", "cap"), ("no consent", "consent"), ("schedule", "schedule"),
-             ("holdout", "holdout"), ("experiment ", "experiment"), ("group ", "group"),
-             ("nothing could be shown", "no room"))
+# A matching rule missing from the trace would mean the compiled code disagrees.
+_NOT_CONSIDERED = "not considered by arbitration"
 
 
 # -- conditions ------------------------------------------------------------------------------
@@ -202,7 +200,7 @@ def explain_segments(segments: Sequence[SegmentDef], event: dict, profile: dict,
 
 
 def explain_rules(ruleset: Any, event: dict, profile: dict, context: dict, now: int,
-                  selection_trace: Mapping[str, str],
+                  selection_trace: Mapping[str, Outcome],
                   segments: list[str]) -> list[dict[str, Any]]:
     """Every rule this event triggers, in arbitration order, with its condition and outcome.
 
@@ -221,9 +219,11 @@ def explain_rules(ruleset: Any, event: dict, profile: dict, context: dict, now: 
         if not matched:
             outcome, removed_by = "condition is false", "condition"
         else:
-            # A matching rule missing from the trace would mean the compiled code disagrees.
-            outcome = selection_trace.get(rule.id, "not considered by arbitration")
-            removed_by = None if outcome == "fired" else removal_kind(outcome)
+            found = selection_trace.get(rule.id)
+            if found is None:
+                outcome, removed_by = _NOT_CONSIDERED, "other"
+            else:
+                outcome, removed_by = found.text(), found.removed_by
         rows.append({
             "id": rule.id, "priority": rule.priority, "score": score,
             "score_text": rule.score.text if rule.score is not None else None,
@@ -250,13 +250,6 @@ def _dispatch_key(event: dict) -> tuple[str | None, str | None]:
         return None, None
     name = event.get("event") if kind == "track" else None
     return kind, name if isinstance(name, str) else None
-
-
-def removal_kind(reason: str) -> str:
-    for prefix, kind in _REMOVALS:
-        if reason.startswith(prefix):
-            return kind
-    return "other"
 
 
 # -- what the event itself would change --------------------------------------------------------

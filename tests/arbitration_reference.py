@@ -36,8 +36,8 @@ from rules.definitions import (
     SlotAction,
     TagAction,
 )
-from rules.durations import format_duration
 from rules.experiments import CONTROL, variant_for
+from rules.outcomes import Kind, Outcome
 from rules.schedule import in_range, schedule_block
 
 
@@ -71,7 +71,7 @@ class ReferenceArbiter:
         for position, _score in self.order(candidates):
             plan = plans[position]
             reason, fired = self._consider(plan, person, room, selection)
-            trace[plan.id] = reason or "fired"
+            trace[plan.id] = reason or Outcome(Kind.FIRED)
             if fired is not None:
                 room.take(fired)
                 fired_rules.append(fired)
@@ -80,31 +80,31 @@ class ReferenceArbiter:
         return selection
 
     def _consider(self, plan: RulePlan, person: Person, room: _Room,
-                  selection: Selection) -> tuple[str | None, Fired | None]:
+                  selection: Selection) -> tuple[Outcome | None, Fired | None]:
         rule = plan.rule
         if plan.slots and plan.slots <= room.slots.keys():
             # The common loser: a rule for slots that better rules already filled.
-            return "nothing could be shown: every slot it fills is taken", None
+            return Outcome(Kind.SLOTS_TAKEN), None
         variant = None
         if plan.experiment is not None:
             variant = self._variant(plan.experiment, person, selection)
             if variant != CONTROL and rule.variant is not None and variant != rule.variant:
-                return f"experiment {plan.experiment.id!r} gave this person variant {variant!r}", None
+                return Outcome(Kind.VARIANT, experiment=plan.experiment.id, variant=variant), None
         if rule.group is not None and rule.group in room.groups:
-            return f"group {rule.group!r} already has a winner ({room.groups[rule.group]})", None
+            return Outcome(Kind.GROUP, group=rule.group, winner=room.groups[rule.group]), None
         if not person.consent.get(rule.purpose, False):
-            return f"no consent for {rule.purpose}", None
+            return Outcome(Kind.CONSENT, purpose=rule.purpose), None
         blocked = schedule_block(rule.schedule, person.now_ms, person.weekday, person.minute,
                                  person.date)
         if blocked is not None:
-            return f"schedule: {blocked}", None
+            return Outcome(Kind.SCHEDULE, schedule=blocked), None
         caps = list(plan.caps)
         if caps:
             capped = room.capped(caps)
             if capped is not None:
                 return capped, None
         placements: list[Placement] = []
-        reasons: list[str] = []
+        reasons: list[Outcome] = []
         slots: set[str] = set()
         messages = 0
         for action in rule.actions:
@@ -119,7 +119,7 @@ class ReferenceArbiter:
                 messages += 1
         shown = [p for p in placements if p.channel is not None]
         if plan.displays and not shown:
-            return "nothing could be shown: " + "; ".join(reasons), None
+            return Outcome(Kind.NOTHING_SHOWN, reasons=tuple(reasons)), None
         for placement in shown:
             caps += self.channel_caps[placement.channel]  # type: ignore[index]
         if caps:
@@ -128,7 +128,7 @@ class ReferenceArbiter:
                 return capped, None
         if variant == CONTROL:
             selection.expose(plan.experiment.id, CONTROL, rule.id)  # type: ignore[union-attr]
-            return f"holdout: control group of experiment {plan.experiment.id!r}", None  # type: ignore[union-attr]
+            return Outcome(Kind.HOLDOUT, experiment=plan.experiment.id), None  # type: ignore[union-attr]
         return None, Fired(plan, placements, variant, caps)
 
     def _variant(self, experiment: ExperimentDef, person: Person, selection: Selection) -> str:
@@ -142,13 +142,13 @@ class ReferenceArbiter:
         return variant
 
     def _place(self, action: Action, person: Person, room: _Room, slots: set[str],
-               messages: int) -> tuple[str | None, str | None]:
+               messages: int) -> tuple[str | None, Outcome | None]:
         """(channel, None) when the action fits, (None, reason) when it does not."""
         if isinstance(action, (SetTraitAction, TagAction)):
             return None, None
         if isinstance(action, SlotAction):
             if action.slot in room.slots or action.slot in slots:
-                return None, f"slot {action.slot!r} is taken"
+                return None, Outcome(Kind.SLOT_TAKEN, slot=action.slot)
             return room.channel_check("web", person, messages)
         if isinstance(action, MessageAction):
             return room.channel_check("in_app", person, messages)
@@ -157,7 +157,7 @@ class ReferenceArbiter:
         return self._choose(action, person, room, messages)  # type: ignore[arg-type]
 
     def _choose(self, action: NotifyAction, person: Person, room: _Room,
-                messages: int) -> tuple[str | None, str | None]:
+                messages: int) -> tuple[str | None, Outcome | None]:
         """The channel for this person: their preference, else where they last engaged, else
         the configured order; skipping channels without consent, address or room."""
         reasons = []
@@ -166,7 +166,7 @@ class ReferenceArbiter:
             if why is None:
                 return chosen, None
             reasons.append(why)
-        return None, "no channel: " + ", ".join(reasons)
+        return None, Outcome(Kind.NO_CHANNEL, reasons=tuple(reasons))
 
 
 class _Room:
@@ -185,7 +185,7 @@ class _Room:
         stored = sum(1 for t in self.person.deliveries.get(key, ()) if t > since)
         return stored + self.added.get(key, 0)
 
-    def capped(self, constraints: Sequence[tuple[str, int, int]]) -> str | None:
+    def capped(self, constraints: Sequence[tuple[str, int, int]]) -> Outcome | None:
         """Why these deliveries would break a cap.
 
         Each delivery lists every cap it counts towards, so a cap listed twice
@@ -197,24 +197,24 @@ class _Room:
         if len(constraints) == 1:
             key, per_ms, most = constraints[0]
             if self.used(key, per_ms) + 1 > most:
-                return f"cap {key}: {most} per {format_duration(per_ms)} reached"
+                return Outcome(Kind.CAP, cap=key, per_ms=per_ms, most=most)
             return None
         for (key, per_ms, most), pending in Counter(constraints).items():
             if self.used(key, per_ms) + pending > most:
-                return f"cap {key}: {most} per {format_duration(per_ms)} reached"
+                return Outcome(Kind.CAP, cap=key, per_ms=per_ms, most=most)
         return None
 
     def channel_check(self, channel: str, person: Person,
-                      pending_messages: int) -> tuple[str | None, str | None]:
+                      pending_messages: int) -> tuple[str | None, Outcome | None]:
         if not person.consent.get(channel, False):
-            return None, f"no consent for {channel}"
+            return None, Outcome(Kind.CONSENT, channel=channel)
         if channel not in person.reachable:
-            return None, f"no address for {channel}"
+            return None, Outcome(Kind.NO_ADDRESS, channel=channel)
         if channel == "in_app" and self.messages + pending_messages >= self.arbiter.policy.max_messages:
-            return None, f"message limit ({self.arbiter.policy.max_messages}) reached"
+            return None, Outcome(Kind.MESSAGE_LIMIT, most=self.arbiter.policy.max_messages)
         quiet = self.arbiter.policy.quiet
         if channel in INTERRUPTING and quiet is not None and in_range(person.minute, quiet):
-            return None, f"quiet hours for {channel}"
+            return None, Outcome(Kind.QUIET_HOURS, channel=channel)
         capped = self.capped(self.arbiter.channel_caps[channel])
         if capped is not None:
             return None, capped

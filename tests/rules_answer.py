@@ -26,7 +26,7 @@ class Answer:
     set_traits: dict
     add_tags: list
     outbound: list = field(default_factory=list)
-    trace: dict = field(default_factory=dict)
+    trace: dict = field(default_factory=dict)  # rule id -> its outcome in words
     exposures: list = field(default_factory=list)
 
 
@@ -50,4 +50,6 @@ def full_answer(ruleset: Ruleset, event: Any, profile: Any, context: Any, now: i
     rendered = render(selection, variables, None, timezone)
     traits, tags = selection.traits_and_tags()
     return Answer(rendered.slots, rendered.messages, rendered.push, decision.segments,
-                  traits, tags, rendered.outbound, selection.trace, selection.exposures)
+                  traits, tags, rendered.outbound,
+                  {rule: outcome.text() for rule, outcome in selection.trace.items()},
+                  selection.exposures)
