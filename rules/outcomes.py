@@ -35,7 +35,7 @@ class Kind(enum.Enum):
     NO_CHANNEL = "no_channel"  # every channel a notify action may use lost (`reasons`)
 
 
-class Outcome(msgspec.Struct, frozen=True):
+class Outcome(msgspec.Struct, frozen=True, omit_defaults=True):
     """One outcome; only the fields of its kind are set."""
 
     kind: Kind
