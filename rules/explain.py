@@ -14,7 +14,6 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .aggregates import AggregateSpec
 from .definitions import Expression, SegmentDef
 from .dispatch import triggered_by
 from .expr_ast import (
@@ -250,25 +249,6 @@ def _dispatch_key(event: dict) -> tuple[str | None, str | None]:
         return None, None
     name = event.get("event") if kind == "track" else None
     return kind, name if isinstance(name, str) else None
-
-
-# -- what the event itself would change --------------------------------------------------------
-def with_updates(aggregates: Mapping[str, Any], updates: Iterable[tuple[AggregateSpec, object]],
-                 event_ms: int, now: int) -> dict[str, Any]:
-    """The aggregates as they would read after the event, assuming (distinct) a value not
-    seen in the window and (last) no newer event; an event older than a window adds nothing
-    to it, as in the store."""
-    values = dict(aggregates)
-    for spec, value in updates:
-        if event_ms // spec.bucket_ms <= now // spec.bucket_ms - spec.n_buckets:
-            continue
-        if spec.kind == "count" or spec.kind == "distinct":
-            values[spec.id] = (values.get(spec.id) or 0) + 1
-        elif spec.kind == "sum":
-            values[spec.id] = float(values.get(spec.id) or 0.0) + float(value)  # type: ignore[arg-type]
-        else:
-            values[spec.id] = value
-    return values
 
 
 def cap_usage(ruleset: Any, deliveries: Mapping[str, Sequence[int]], now: int,

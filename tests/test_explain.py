@@ -200,7 +200,7 @@ def test_explains_every_rule_and_removal_without_writing(live: LiveEdge, redis_c
     assert segments["viewer"]["member"] is False
     assert segments["viewer"]["condition"]["children"][0]["value"] == 0
     assert body["decision"]["segments"] == ["gold"]
-    assert "distinct" in body["aggregates_note"]
+    assert "as ingest would count it" in body["aggregates_note"]
 
 
 def test_the_hypothetical_event_counts_in_aggregates_and_segments(live: LiveEdge, redis_client):

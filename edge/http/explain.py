@@ -1,11 +1,12 @@
 """POST /v1/explain: what one event would do for one person, and why; changes nothing.
 
-Secret key with scope profiles:read. The profile is read (the event script's
-read mode writes nothing), what the event itself would add (aggregates,
-traits, consent, cart, recently viewed, counters) is applied in memory, and the
-same pure decide + arbitration as the hot path runs. The answer lists every
-rule the event triggers with each condition's value and what arbitration
-removed, so "why didn't she see the banner?" needs nothing else.
+Secret key with scope profiles:read. The event runs through the hot path's own
+stages in read mode: the event script tries it on scratch copies of the profile
+(aggregates, traits, consent, cart, recently viewed, counters, exactly as ingest
+would apply it, writing nothing), then the same decide, arbitration and
+rendering run, and the effects stage is left out. The answer lists every rule
+the event triggers with each condition's value and what arbitration removed,
+so "why didn't she see the banner?" needs nothing else.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -21,22 +21,21 @@ from edge.ingest import consent
 from edge.ingest.auth import Caller
 from edge.runtime.config import Limits
 from edge.ingest.context import build_context
-from edge.pipeline.delivery import local_clock, profile_from, reachable_channels
+from edge.pipeline.delivery import local_clock, reachable_channels
 from edge.http.common import (check_json_content_type, header_map, json_response, read_body,
                               require_scope)
 from edge.http.errors import error_response
 from edge.http.profiles import _identifier
 from edge.ingest.normalize import Incoming, normalize
-from edge.pipeline.handler import overlay_consent
 from edge.pipeline.rulebook import ActiveRules
 from edge.http.state import EdgeState
 from edge.ingest.wire import EVENT_TYPES, Event, InputError
 from rules.explain import (aggregate_kinds, cap_usage, explain_rules, explain_segments,
-                           json_safe, not_triggered, with_updates)
+                           json_safe, not_triggered)
 
 SCOPE = "profiles:read"
-AGGREGATES_NOTE = ("aggregates include this event: count +1, sum +value, last = value; "
-                   "distinct counts assume the value is new in the window")
+AGGREGATES_NOTE = ("aggregates include this event, counted by the event script as ingest "
+                   "would count it (count, sum, distinct and last alike)")
 NOT_STORED = ("nothing was written: no delivery, segment, trait, tag or experiment variant "
               "was stored and the event is not in the stream")
 
@@ -64,11 +63,10 @@ async def explain(request: Request) -> Response:
     asked = _decoder.decode(body)
     identifier, incoming = _hypothetical(asked, caller, state.settings.limits, now)
     active = state.rulebook.active
-    reply = await state.store.read(identifier, active.layout, now)
-    if reply is None:
+    tried = await state.pipeline.try_apply(identifier, incoming, active, now)
+    if tried is None:
         return error_response(404, "not_found", "no profile for this identifier", field="profile")
-    answer = await _explanation(state, active, profile_from(reply, active.layout),
-                                incoming, caller, asked, now)
+    answer = await _explanation(state, active, tried.profile, incoming, caller, asked, now)
     return json_response(answer)
 
 
@@ -98,14 +96,12 @@ async def _explanation(state: EdgeState, active: ActiveRules, profile: dict[str,
                        now: int) -> dict[str, Any]:
     ruleset = active.ruleset
     event = incoming.event
+    # What the effects stage would compare with: the profile after the event, before effects.
     before = {"segments": list(profile["segments"]), "tags": list(profile["tags"]),
               "traits": dict(profile["traits"])}
-    profile["aggregates"] = with_updates(profile["aggregates"], ruleset.aggregate_updates(event),
-                                         incoming.ts_ms, now)
-    _apply_event(profile, incoming, state.settings)
     context = build_context(event, caller, asked.user_agent, asked.country, profile["traits"])
-    await state.pipeline.read_catalog(ruleset, profile)
-    decision, selection = state.pipeline.decide(ruleset, event, profile, context, now, caller.site)
+    decision, selection = await state.pipeline.choose(ruleset, event, profile, context, now,
+                                                      caller.site)
     # The hot path's own rendering (catalog data only read), so explain cannot drift from it.
     rendered = await state.pipeline.render(ruleset, selection, event, profile, context)
 
@@ -154,49 +150,3 @@ def _person(profile: dict[str, Any], context: dict[str, Any], now: int) -> dict[
             "local_time": f"{minute // 60:02d}:{minute % 60:02d}",
             "reachable": sorted(reachable_channels(profile["traits"])),
             "last_channel": profile["last_channel"]}
-
-
-def _apply_event(profile: dict[str, Any], incoming: Incoming, settings: Any) -> None:
-    """What the event script would change before decide reads the profile (edge/store/event.lua),
-    in memory: counters, traits, consent given with the event, recent lists, cart."""
-    ts, last = incoming.ts_ms, profile["last_seen"]
-    if last is not None and ts - last > settings.profiles.session_gap_minutes * 60_000:
-        profile["visits"] += 1
-    profile["events"] += 1
-    profile["last_seen"] = max(ts, last or ts)
-    traits = profile["traits"]
-    traits.update(incoming.traits_set)
-    for key, value in incoming.traits_set_once.items():
-        traits.setdefault(key, value)
-    for key in incoming.traits_unset:
-        traits.pop(key, None)
-    if incoming.consent:
-        overlay_consent(profile, incoming.consent, ts)
-    for key, item, cap in (("recent_products", incoming.product, settings.profiles.recent_products),
-                           ("recent_categories", incoming.category,
-                            settings.profiles.recent_categories)):
-        if item:
-            profile[key] = [item, *(x for x in profile[key] if x != item)][:cap]
-    if incoming.cart is not None:
-        profile["cart"] = _cart_after(profile["cart"], incoming.cart, ts)
-
-
-def _cart_after(cart: dict[str, Any], change: Any, ts: int) -> dict[str, Any]:
-    items = {item["product_id"]: dict(item) for item in cart.get("items", [])}
-    if change.op == "clear":
-        items = {}
-    elif change.op == "add":
-        quantity = items.get(change.product_id, {}).get("quantity", 0) + change.quantity
-        items[change.product_id] = {**orjson.loads(change.item_json), "quantity": quantity}
-    elif change.op == "remove" and change.product_id in items:
-        left = items[change.product_id]["quantity"] - change.quantity
-        if left > 0:
-            items[change.product_id]["quantity"] = left
-        else:
-            del items[change.product_id]
-    value = sum(item["price"] * item["quantity"] for item in items.values()
-                if isinstance(item.get("price"), (int, float)) and not isinstance(item["price"], bool))
-    return {"items": sorted(items.values(), key=lambda item: item["product_id"]),
-            "value": round(value, 2), "updated_at": ts}
-
-

@@ -1,4 +1,5 @@
-"""One event: resolve identity → store (one script call) → decide → effects.
+"""One event in named stages: resolve identity and apply the event (one script call)
+→ decide → render → effects. /v1/explain runs the same stages in read mode.
 
 This is the hot path. On the common path (a page view or a track from a known
 visitor) it makes exactly one Redis round trip; joining identities (identify,
@@ -38,6 +39,13 @@ class Outcome:
     answer: dict[str, Any]
     duplicate: bool
     profile_id: str
+
+
+@dataclass(slots=True)
+class Applied:
+    """The apply stage's result: the profile as decide reads it, after the event."""
+    duplicate: bool  # a retry of an event already applied: applied once, answered without
+    profile: dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -82,25 +90,38 @@ class Pipeline:
 
     async def handle(self, incoming: Incoming, caller: Caller, request: RequestInfo,
                      answered: bool = True) -> Outcome:
-        """`answered`: whether the caller receives this event's decisions. Events of a
+        """One event through the stages: resolve identity and apply the event (one
+        script call) → decide → render → effects.
+
+        `answered`: whether the caller receives this event's decisions. Events of a
         batch are answered with none, so nothing shown on the page (slots, in-app
         messages, push) is chosen, counted against caps or exposed for them."""
         active = self.rulebook.active
-        layout = active.layout
         now = self.clock.now_ms()
+        applied = await self.apply(incoming, active, now)
+        profile = applied.profile
+        context = build_context(incoming.event, caller, request.user_agent, request.country,
+                                profile["traits"])
+        decision, selection = await self.choose(active.ruleset, incoming.event, profile, context,
+                                                now, caller.site, answered and not applied.duplicate)
+        rendered = await self.render(active.ruleset, selection, incoming.event, profile, context)
+        rendered = await self.effects(active, incoming, applied, decision, selection, rendered,
+                                      context, now)
+        return Outcome(rendered.answer(decision.segments), applied.duplicate, profile["id"])
 
+    # -- the stages ----------------------------------------------------------------------------
+
+    async def apply(self, incoming: Incoming, active: ActiveRules, now: int) -> Applied:
+        """Resolve identity (joining the event's verified identifiers) and apply the event:
+        the profile as decide reads it, after this event."""
+        layout = active.layout
         joins = bool(incoming.links or incoming.merge_from)
         joined_before = await self._join(incoming, active) if joins else None
-
-        updates: list[Any] = []
-        for spec, value in active.ruleset.aggregate_updates(incoming.event):
-            updates += (active.index[spec.id] + 1, encode_update(spec.kind, value))
         status, reply = await self.store.apply_event(incoming.primary, event_write(incoming, now),
-                                                     layout, updates)
+                                                     layout, self._updates(incoming, active))
         if incoming.purchased and status != "dup" and self.catalog is not None:
             # Counted once per order: products bought together feed cross-sell.
             await self.catalog.record_purchase(incoming.purchased)
-
         if joins and joined_before is None:
             # Nothing existed to join before this event created the profile: join now,
             # and decide on what the profile holds after the join.
@@ -108,33 +129,64 @@ class Pipeline:
                 reread = await self.store.read(incoming.primary, layout, now)
                 if reread is not None:
                     reply = reread
+        return Applied(status == "dup", self._profile(reply, layout, incoming))
 
+    async def try_apply(self, identifier: str, incoming: Incoming, active: ActiveRules,
+                        now: int) -> Applied | None:
+        """The apply stage in read mode: the profile `identifier` names as the event would
+        leave it, computed by the same event script on scratch copies; nothing is
+        written, joined or counted. None when there is no such profile."""
+        reply = await self.store.try_event(identifier, event_write(incoming, now), active.layout,
+                                           self._updates(incoming, active))
+        if reply is None:
+            return None
+        return Applied(False, self._profile(reply, active.layout, incoming))
+
+    async def choose(self, ruleset: Any, event: dict[str, Any], profile: dict[str, Any],
+                     context: dict[str, Any], now: int, site: Any,
+                     answered: bool = True) -> tuple[Any, Selection]:
+        """The decide stage: the catalog lists the conditions read, then decide()."""
+        await self.read_catalog(ruleset, profile)
+        started = time.perf_counter()
+        chosen = self.decide(ruleset, event, profile, context, now, site, answered)
+        self.metrics.rule_seconds.observe(time.perf_counter() - started)
+        return chosen
+
+    async def effects(self, active: ActiveRules, incoming: Incoming, applied: Applied,
+                      decision: Any, selection: Selection, rendered: Rendered,
+                      context: dict[str, Any], now: int) -> Rendered:
+        """The effects stage: what the decision changes (segments, traits, tags, caps,
+        variants, consent, engagement, exposures, messages), in one script call when there
+        is any. Returns the rendering to answer with: without the rules that lost a cap
+        to a concurrent event of the same person."""
+        profile = applied.profile
+        write = self._outcome(profile, decision, selection, rendered, incoming, context, now,
+                              duplicate=applied.duplicate)
+        if write.is_empty():
+            return rendered
+        accepted = await self.store.write_outcome(profile["id"], write)
+        refused = {id(f) for f, ok in zip(write_fired(selection), accepted) if not ok}
+        if not refused:
+            return rendered
+        # Another event of this person used the cap first: those rules give way.
+        selection.fired = [f for f in selection.fired if id(f) not in refused]
+        return await self.render(active.ruleset, selection, incoming.event, profile, context)
+
+    @staticmethod
+    def _updates(incoming: Incoming, active: ActiveRules) -> list[Any]:
+        """The aggregate updates this event feeds: flat position (1-based), value, ..."""
+        updates: list[Any] = []
+        for spec, value in active.ruleset.aggregate_updates(incoming.event):
+            updates += (active.index[spec.id] + 1, encode_update(spec.kind, value))
+        return updates
+
+    @staticmethod
+    def _profile(reply: list[Any], layout: Any, incoming: Incoming) -> dict[str, Any]:
         profile = profile_from(reply, layout)
         if incoming.consent:
             # The answers given with this event count for this event's decision.
             overlay_consent(profile, incoming.consent, incoming.ts_ms)
-        context = build_context(incoming.event, caller, request.user_agent, request.country,
-                                profile["traits"])
-        await self.read_catalog(active.ruleset, profile)
-        started = time.perf_counter()
-        duplicate = status == "dup"
-        decision, selection = self.decide(active.ruleset, incoming.event, profile, context, now,
-                                          caller.site, answered and not duplicate)
-        self.metrics.rule_seconds.observe(time.perf_counter() - started)
-
-        rendered = await self.render(active.ruleset, selection, incoming.event, profile,
-                                     context)
-        write = self._outcome(profile, decision, selection, rendered, incoming,
-                              context, now, duplicate=status == "dup")
-        if not write.is_empty():
-            accepted = await self.store.write_outcome(profile["id"], write)
-            refused = {id(f) for f, ok in zip(write_fired(selection), accepted) if not ok}
-            if refused:
-                # Another event of this person used the cap first: those rules give way.
-                selection.fired = [f for f in selection.fired if id(f) not in refused]
-                rendered = await self.render(active.ruleset, selection, incoming.event,
-                                             profile, context)
-        return Outcome(rendered.answer(decision.segments), status == "dup", profile["id"])
+        return profile
 
     def decide(self, ruleset: Any, event: dict[str, Any], profile: dict[str, Any],
                context: dict[str, Any], now: int, site: Any,

@@ -1,11 +1,17 @@
 -- One event, one round trip: dedupe, create-or-update the profile, apply the
 -- aggregate updates, append to the stream, and return the profile snapshot.
--- Also serves reads (mode "read"): the snapshot without any change.
+-- Also serves reads (mode "read"): the snapshot without any change; and
+-- tries (mode "try"): the snapshot as this event would leave it, changing
+-- nothing, for /v1/explain. A try copies the profile's keys to scratch keys in
+-- the same slot, applies the event to the copies with the code below (all but
+-- the dedupe and the stream), and deletes them before it answers, so what
+-- explain shows is what the event script does, not a second copy of it.
 --
 -- Every key but the stream shares the profile's hash tag {p:<id>}.
 -- KEYS: 1 profile hash, 2 seen message ids (zset), 3 recent products (list),
 --       4 recent categories (list), 5 identifiers (set), 6 traits (hash),
---       7 cart (hash), 8 stream, 9.. one hash per aggregate
+--       7 cart (hash), 8 stream, 9.. one hash per aggregate; a try adds the
+--       scratch keys for 1-7 and the aggregates, in that order
 -- ARGV (EventArgv in edge/store/scripts.py, which declares every positional
 -- array below with names; tests/test_script_contracts.py holds this script to
 -- it): 1 this event (EventArgs, msgpack), 2 its aggregate updates (flat
@@ -40,10 +46,6 @@
 -- merge.lua drops "g" (the next event recounts); a "g" written for another
 -- list of aggregates is ignored. The reply carries "g" as it stands after the
 -- event.
-local prof, seen, rp, rc, ids, traits, cart, stream =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local naggs = #KEYS - 8
-local AGGREGATE_UPDATE_WIDTH = 6  -- fields of one AggregateUpdate
 
 -- The elements of a msgpack array, as separate values. cmsgpack.unpack grows
 -- an array's table one element at a time, rehashing as it goes, which for a
@@ -58,20 +60,43 @@ local event, updates, limits, aggregates, signature = ARGV[1], ARGV[2], ARGV[3],
 local mode, primary, now_text, ts_text, message_id, payload, traits_set, traits_set_once,
       traits_unset, recent_product, recent_category, cart_op, cart_product, cart_item,
       cart_quantity, unverified_claim = elements(event)
+local trying = mode == 'try'
+-- the keys this script works on: the profile's own, or a try's scratch copies
+local K = KEYS
+local naggs = #KEYS - 8
+if trying then
+  naggs = (naggs - 7) / 2
+  K = {}
+  for i = 1, 7 do K[i] = KEYS[8 + naggs + i] end
+  K[8] = KEYS[8]
+  for i = 1, naggs do K[8 + i] = KEYS[15 + naggs + i] end
+end
+local prof, seen, rp, rc, ids, traits, cart, stream = K[1], K[2], K[3], K[4], K[5], K[6], K[7], K[8]
+local AGGREGATE_UPDATE_WIDTH = 6  -- fields of one AggregateUpdate
+
 local now, ts = tonumber(now_text), tonumber(ts_text)
 local min, max, floor = math.min, math.max, math.floor
 local FOREVER = 2 ^ 52
 
 -- every field of the profile hash this script uses, in one read
-local f = redis.call('HMGET', prof, '->', 'id', 'fs', 'ls', 'v', 'n', 'uid', 'sg', 'tg',
+local f = redis.call('HMGET', KEYS[1], '->', 'id', 'fs', 'ls', 'v', 'n', 'uid', 'sg', 'tg',
                      'cu', 'claim', 'dl', 'xp', 'g')
 if f[1] then return {'moved', f[1]} end
 local exists = f[2] ~= false
 if not exists then
-  if mode == 'read' then return {'missing'} end
+  if mode ~= 'event' then return {'missing'} end
   -- The caller resolved this identifier from a cache, but the profile is gone
   -- (erased): let it start over from the event's own identifier.
   if primary == '' then return {'stale'} end
+end
+
+if trying then
+  -- copies of what exists, and nothing left over from a try that failed midway
+  redis.call('DEL', unpack(K, 1, 7))
+  if naggs > 0 then redis.call('DEL', unpack(K, 9)) end
+  for i = 1, 8 + naggs do
+    if i ~= 8 then redis.call('COPY', KEYS[i], K[i]) end
+  end
 end
 
 local anon_ttl, max_traits, rp_cap, rc_cap, cart_cap, distinct_cap,
@@ -83,7 +108,7 @@ local g_changed = false
 if not g or g[1] ~= signature then
   -- a new profile usually has no aggregate keys at all: one EXISTS saves
   -- recounting every one of them
-  local none = naggs == 0 or redis.call('EXISTS', unpack(KEYS, 9)) == 0
+  local none = naggs == 0 or redis.call('EXISTS', unpack(K, 9)) == 0
   g = {signature, none and 0 or FOREVER, FOREVER}
   g_changed = true
 end
@@ -125,7 +150,7 @@ local id, fs, ls, visits, events, uid, cu, claim, xp =
 local writes = {}
 local made = {}  -- keys this event brought into being (they need the profile's expiry)
 
-if mode == 'event' and status == 'ok' then
+if mode ~= 'read' and status == 'ok' then
   if not exists then
     id, fs, ls, visits, events = primary, ts_text, ts_text, '1', '1'
     writes = {'id', id, 'fs', fs, 'ls', ls, 'v', visits, 'n', events}
@@ -209,7 +234,7 @@ if mode == 'event' and status == 'ok' then
   for k = 1, #u, AGGREGATE_UPDATE_WIDTH do
     local position, kind, bucket_ms, n_buckets, ttl_text, value =
       u[k], u[k + 1], u[k + 2], u[k + 3], u[k + 4], u[k + 5]
-    local key = KEYS[8 + position]
+    local key = K[8 + position]
     local b = floor(ts / bucket_ms)
     if b > floor(now / bucket_ms) - n_buckets then
       local field = string.format('%d', b)  -- cheaper than redis.call's own formatting
@@ -267,15 +292,17 @@ if mode == 'event' and status == 'ok' then
     end
   end
 
-  redis.call('XADD', stream, 'MAXLEN', '~', stream_max, '*', 'p', id, 'e', payload)
+  if not trying then
+    redis.call('XADD', stream, 'MAXLEN', '~', stream_max, '*', 'p', id, 'e', payload)
+  end
 end
 
 -- snapshot: every value must hold at `now`; those that do not are recounted
-local evict = mode == 'event'
+local evict = mode ~= 'read'
 local kinds, bucket_sizes, bucket_counts
 local function recount(i)  -- value of aggregate i at `now`, from when and until when it holds
   if not kinds then kinds, bucket_sizes, bucket_counts = elements(aggregates) end
-  local key, kind, bucket, n = KEYS[8 + i], kinds[i], bucket_sizes[i], bucket_counts[i]
+  local key, kind, bucket, n = K[8 + i], kinds[i], bucket_sizes[i], bucket_counts[i]
   local current = floor(now / bucket)
   local cutoff = current - n
   local function expires()
@@ -343,12 +370,12 @@ end
 -- the TTL is plenty (the profile may then live up to 1% longer). A key this
 -- event created gets the expiry at once, or it would never expire if the
 -- visitor never came back; a new profile has no other keys to refresh.
-local anonymous = mode == 'event' and status == 'ok' and not uid
+local anonymous = mode ~= 'read' and status == 'ok' and not uid
 local refresh = anonymous and (not xp or now - tonumber(xp) > anon_ttl / 100)
 if refresh then writes[#writes + 1], writes[#writes + 2] = 'xp', now_text end
 if #writes > 0 then redis.call('HSET', prof, unpack(writes)) end
 if refresh and exists then
-  for i = 1, 7 do redis.call('PEXPIRE', KEYS[i], anon_ttl) end
+  for i = 1, 7 do redis.call('PEXPIRE', K[i], anon_ttl) end
 elseif anonymous then
   if not exists then
     made[prof], made[ids] = true, true
@@ -363,4 +390,8 @@ local profile = {id or '', fs or '', ls or '', visits or '', events or '', uid o
 local traits_flat, cart_flat = redis.call('HGETALL', traits), redis.call('HGETALL', cart)
 local recent_products = redis.call('LRANGE', rp, '0', '-1')
 local recent_categories = redis.call('LRANGE', rc, '0', '-1')
+if trying then
+  redis.call('DEL', unpack(K, 1, 7))
+  if naggs > 0 then redis.call('DEL', unpack(K, 9)) end
+end
 return {status, profile, traits_flat, cart_flat, recent_products, recent_categories, windowed}

@@ -67,3 +67,18 @@ class EventKeys:
             self._templates.clear()
         template = self._templates[tag_length] = b"".join(parts)
         return template
+
+
+# Scratch keys of a try carry this after the profile's tag; no profile key does.
+TRY_SUFFIX = b":try"
+
+
+class TryKeys(EventKeys):
+    """The event script's keys for a try: the usual ones, then scratch copies of the
+    profile's seven and of its aggregates, under the same tag (so in the same slot)."""
+
+    def __init__(self, aggregate_ids: Sequence[str], stream_key: str) -> None:
+        super().__init__(aggregate_ids, stream_key)
+        own = [s for s in self.suffixes if s is not None]
+        self.suffixes += [TRY_SUFFIX + s for s in own]
+        self.count = len(self.suffixes)

@@ -159,12 +159,25 @@ class ProfileStore:
 
         `updates` is flat: aggregate position (1-based), value, position, value, ...
         """
-        specs = self._per_layout(layout).specs
+        return await self._run_event(identifier, layout, event, self._with_specs(layout, updates))
+
+    def _with_specs(self, layout: AggregateLayout, updates: Sequence[Any]) -> bytes:
         # each update travels with its aggregate's spec (AggregateUpdate), so the
         # script needs the whole list of aggregates only when it recounts a value
-        with_specs = [x for j in range(0, len(updates), 2)
-                      for x in (updates[j], *specs[updates[j] - 1], updates[j + 1])]
-        return await self._run_event(identifier, layout, event, _msgpack(with_specs))
+        specs = self._per_layout(layout).specs
+        return _msgpack([x for j in range(0, len(updates), 2)
+                         for x in (updates[j], *specs[updates[j] - 1], updates[j + 1])])
+
+    async def try_event(self, identifier: str, event: EventArgs, layout: AggregateLayout,
+                        updates: Sequence[Any]) -> list[Any] | None:
+        """The snapshot the event would leave on the profile `identifier` resolves to,
+        computed by the event script on scratch copies, writing nothing; None when
+        there is no such profile. Takes what apply_event takes."""
+        event.mode = "try"
+        status, reply = await self._run_event(identifier, layout, event,
+                                              self._with_specs(layout, updates), create=False,
+                                              keys=K.TryKeys(layout.ids, self.stream_key))
+        return reply if status == "ok" else None
 
     async def read(self, identifier: str, layout: AggregateLayout, now_ms: int) -> list[Any] | None:
         now = str(now_ms)
@@ -174,10 +187,11 @@ class ProfileStore:
         return reply if status == "ok" else None
 
     async def _run_event(self, identifier: str, layout: AggregateLayout, event: EventArgs,
-                         updates: bytes, create: bool = True) -> tuple[str, list[Any]]:
+                         updates: bytes, create: bool = True,
+                         keys: K.EventKeys | None = None) -> tuple[str, list[Any]]:
         profile_id = self.cache.get(identifier)
         per_layout = self._per_layout(layout)
-        event_keys = per_layout.keys
+        event_keys = keys or per_layout.keys
         for _ in range(MAX_HOPS):
             event.primary = identifier if (create and profile_id == identifier) else ""
             reply = await self.batcher.call_packed(

@@ -58,7 +58,8 @@ def flat_json(values: Mapping[str, Any]) -> list[str]:
 
 
 class EventArgs(msgspec.Struct, array_like=True):
-    """event.lua ARGV[1]: one event (mode "event"), or a read (mode "read")."""
+    """event.lua ARGV[1]: one event (mode "event"), a read (mode "read"), or a try
+    (mode "try": the snapshot the event would leave, changing nothing)."""
 
     mode: str = "event"
     # the identifier the profile would be created for ("" when the key came from a
