@@ -4,7 +4,12 @@ Candidates are taken in order (priority, then score, then id). Each is checked
 for its mutual-exclusion group, consent, schedule, frequency caps, room (a free
 slot, the message limit, a reachable channel) and finally its experiment. A
 candidate that fails any check gives way to the next; the reason is kept in
-the trace as a typed outcome (rules.outcomes), which /v1/explain puts in words. The same inputs always give the same answer.
+the trace as a typed outcome (rules.outcomes), which /v1/explain puts in words.
+The same inputs always give the same answer.
+
+The checks that hold at the moment of sending (consent, address, quiet hours,
+caps) are SendChecks, which arbitration uses and which anything that sends
+later calls on its own.
 
 select() runs per event, over a dozen candidates or so: what each rule's checks
 need that does not depend on the person (its placements on fixed channels, its
@@ -22,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .definitions import (
+    CHANNELS,
     Action,
     CapDef,
     ExperimentDef,
@@ -139,17 +145,8 @@ class Arbiter:
     def __init__(self, plans: Sequence[RulePlan], policy: PolicyDef) -> None:
         self.plans = plans
         self.policy = policy
-        caps: dict[str, tuple[CapDef, ...]] = dict(policy.caps)
-        # channel -> the caps one delivery on it counts towards, as (key, window, max)
-        self.channel_caps: dict[str, tuple[tuple[str, int, int], ...]] = {}
-        for channel in ("web", "in_app", "push", "email", "sms", "whatsapp"):
-            found = [(f"channel:{channel}", c.per_ms, c.max) for c in caps.get(channel, ())]
-            if channel != "web":
-                found += [(GLOBAL, c.per_ms, c.max) for c in caps.get(GLOBAL, ())]
-            self.channel_caps[channel] = tuple(found)
-        self._channel_counts = {channel: _counted(found)
-                                for channel, found in self.channel_caps.items()}
-        self._prepared = [_Prepared(plan, self.channel_caps) for plan in plans]
+        self.checks = SendChecks(policy)
+        self._prepared = [_Prepared(plan, self.checks.channel_caps) for plan in plans]
 
     def select(self, segments: list[str], candidates: list[tuple[int, float]],
                person: Person) -> Selection:
@@ -232,7 +229,7 @@ class Arbiter:
                 return Outcome(Kind.NOTHING_SHOWN, reasons=tuple(reasons)), None
             caps = list(plan.caps)
             for placement in shown:
-                caps += self.channel_caps[placement.channel]  # type: ignore[index]
+                caps += self.checks.channel_caps[placement.channel]  # type: ignore[index]
             counts = _counted(caps)
         if counts:
             capped = room.capped(counts)
@@ -267,6 +264,79 @@ def channel_preference(channels: Sequence[str], person: Person,
     return ranked
 
 
+class SendChecks:
+    """The send-time checks of one policy, callable on their own: consent, address, quiet
+    hours and frequency caps.
+
+    Arbitration makes them for what it places now; whatever sends later (a journey step,
+    a retried delivery) makes them again at the moment of sending, because consent,
+    addresses, the person's clock and their delivery history move in between.
+    """
+
+    def __init__(self, policy: PolicyDef) -> None:
+        self.policy = policy
+        caps: dict[str, tuple[CapDef, ...]] = dict(policy.caps)
+        # channel -> the caps one delivery on it counts towards, as (key, window, max)
+        self.channel_caps: dict[str, tuple[tuple[str, int, int], ...]] = {}
+        for channel in CHANNELS:
+            found = [(f"channel:{channel}", c.per_ms, c.max) for c in caps.get(channel, ())]
+            if channel != "web":
+                found += [(GLOBAL, c.per_ms, c.max) for c in caps.get(GLOBAL, ())]
+            self.channel_caps[channel] = tuple(found)
+        self.channel_counts = {channel: _counted(found)
+                               for channel, found in self.channel_caps.items()}
+
+    def why_not(self, person: Person, channel: str, purpose: str | None = None,
+                caps: Sequence[tuple[str, int, int]] = ()) -> Outcome | None:
+        """Why one delivery on `channel` may not reach `person` now; None when it may.
+
+        `purpose`: what the message is for ("marketing"), when its sender has one;
+        `caps`: the sender's own caps as (key, window ms, max), such as a rule's
+        ("rule:<id>") or a journey's. Checked in arbitration's order: the purpose,
+        the sender's caps, then the channel (consent, address, quiet hours, its caps
+        and the global ones), so both name the same reason.
+        """
+        if channel not in self.channel_caps:
+            raise ValueError(f"unknown channel {channel!r}: one of {', '.join(CHANNELS)}")
+        if purpose is not None and not person.consent.get(purpose, False):
+            return Outcome(Kind.CONSENT, purpose=purpose)
+        if caps:
+            exceeded = cap_exceeded(person, _counted(caps))
+            if exceeded is not None:
+                return exceeded
+        return self.closed(person, channel) or cap_exceeded(person, self.channel_counts[channel])
+
+    def closed(self, person: Person, channel: str) -> Outcome | None:
+        """Why `channel` cannot reach `person` at all now: consent, address, quiet hours."""
+        if not person.consent.get(channel, False):
+            return Outcome(Kind.CONSENT, channel=channel)
+        if channel not in person.reachable:
+            return Outcome(Kind.NO_ADDRESS, channel=channel)
+        quiet = self.policy.quiet
+        if channel in INTERRUPTING and quiet is not None and in_range(person.minute, quiet):
+            return Outcome(Kind.QUIET_HOURS, channel=channel)
+        return None
+
+
+def cap_exceeded(person: Person,
+                 counts: Sequence[tuple[tuple[str, int, int], int]]) -> Outcome | None:
+    """Why these deliveries would break a cap, counting what the person's history holds;
+    `counts` as made by `_counted`."""
+    for (key, per_ms, most), pending in counts:
+        if delivered_within(person, key, per_ms) + pending > most:
+            return cap_reached(key, per_ms, most)
+    return None
+
+
+def delivered_within(person: Person, key: str, per_ms: int) -> int:
+    """Deliveries under this cap key in the person's history younger than the window."""
+    times = person.deliveries.get(key)
+    if not times:
+        return 0  # most keys, for most people
+    since = person.now_ms - per_ms
+    return len([t for t in times if t > since])
+
+
 class _Room:
     """What this answer has used so far: slots, messages, groups and cap counts."""
 
@@ -299,33 +369,14 @@ class _Room:
 
     def capped(self, counts: Sequence[tuple[tuple[str, int, int], int]]) -> Outcome | None:
         """Why these deliveries would break a cap; `counts` as made by `_counted`."""
-        stored, added = self._stored, self.added
+        stored, added, person = self._stored, self.added, self.person
         for cap, pending in counts:
             key, per_ms, most = cap
             before = stored.get(cap)
             if before is None:
-                before = stored[cap] = self._stored_within(key, per_ms)
+                before = stored[cap] = delivered_within(person, key, per_ms)
             if before + added.get(key, 0) + pending > most:
                 return cap_reached(key, per_ms, most)
-        return None
-
-    def _stored_within(self, key: str, per_ms: int) -> int:
-        """Deliveries under this key in the person's history younger than the window."""
-        times = self.person.deliveries.get(key)
-        if not times:
-            return 0  # most keys, for most people
-        since = self.person.now_ms - per_ms
-        return len([t for t in times if t > since])
-
-    def _closed_reason(self, channel: str) -> Outcome | None:
-        person = self.person
-        if not person.consent.get(channel, False):
-            return Outcome(Kind.CONSENT, channel=channel)
-        if channel not in person.reachable:
-            return Outcome(Kind.NO_ADDRESS, channel=channel)
-        quiet = self.arbiter.policy.quiet
-        if channel in INTERRUPTING and quiet is not None and in_range(person.minute, quiet):
-            return Outcome(Kind.QUIET_HOURS, channel=channel)
         return None
 
     def channel_check(self, channel: str, pending_messages: int) -> Outcome | None:
@@ -333,13 +384,13 @@ class _Room:
         `pending_messages` in-app messages; None when it can."""
         closed = self._closed.get(channel, _UNKNOWN)
         if closed is _UNKNOWN:
-            closed = self._closed[channel] = self._closed_reason(channel)
+            closed = self._closed[channel] = self.arbiter.checks.closed(self.person, channel)
         if closed is not None:
             return closed  # type: ignore[return-value]
         most = self.arbiter.policy.max_messages
         if channel == "in_app" and self.messages + pending_messages >= most:
             return Outcome(Kind.MESSAGE_LIMIT, most=most)
-        counts = self.arbiter._channel_counts[channel]
+        counts = self.arbiter.checks.channel_counts[channel]
         if counts:
             return self.capped(counts)
         return None

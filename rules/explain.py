@@ -256,7 +256,7 @@ def cap_usage(ruleset: Any, deliveries: Mapping[str, Sequence[int]], now: int,
     """Each cap of the given rules and of the policy: deliveries counted in its window."""
     wanted = set(rule_ids)
     caps = [cap for plan in ruleset.plans if plan.id in wanted for cap in plan.caps]
-    for channel_caps in ruleset.arbiter.channel_caps.values():
+    for channel_caps in ruleset.arbiter.checks.channel_caps.values():
         caps += [cap for cap in channel_caps if cap not in caps]  # "global" is on every channel
     return [{"key": key, "max": most, "per_ms": per_ms,
              "used": sum(1 for t in deliveries.get(key, ()) if t > now - per_ms)}

@@ -117,7 +117,7 @@ def rulebook(name: str) -> Ruleset:
 
 def cap_keys(ruleset: Ruleset) -> list[str]:
     keys = [key for plan in ruleset.plans for key, _, _ in plan.caps]
-    keys += [key for caps in ruleset.arbiter.channel_caps.values() for key, _, _ in caps]
+    keys += [key for caps in ruleset.arbiter.checks.channel_caps.values() for key, _, _ in caps]
     return sorted(set(keys)) or ["global"]
 
 

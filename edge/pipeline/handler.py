@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -26,6 +27,7 @@ from edge.pipeline.rulebook import ActiveRules, Rulebook
 from edge.store import streams
 from edge.store.profiles import OutcomeWrite, ProfileStore
 from edge.store.scripts import EventArgs, flat_json
+from rules import outcomes
 from rules.arbitration import Fired, Selection
 from rules.render import Rendered, needed_names, render
 
@@ -171,6 +173,30 @@ class Pipeline:
         # Another event of this person used the cap first: those rules give way.
         selection.fired = [f for f in selection.fired if id(f) not in refused]
         return await self.render(active.ruleset, selection, incoming.event, profile, context)
+
+    async def send_check(self, identifier: str, channel: str, site: Any,
+                         purpose: str | None = None,
+                         caps: Sequence[tuple[str, int, int]] = ()) -> outcomes.Outcome | None:
+        """The send-time checks on their own, for what goes out later than the event that
+        chose it (a journey step, a retried delivery): why `channel` may not reach the
+        person `identifier` names now, under the current rules' policy; None when it may.
+
+        Read at the moment of sending, because consent, addresses, the person's clock
+        and their delivery history change after an event. A person without a profile
+        (never seen, or erased) has no address. Nothing is written: the caller records
+        the delivery when it sends. `site`: the site's settings (consent defaults, the
+        time zone of people who have none); `purpose` and `caps` as in SendChecks.why_not.
+        """
+        active = self.rulebook.active
+        now = self.clock.now_ms()
+        reply = await self.store.read(identifier, active.layout, now)
+        if reply is None:
+            return outcomes.Outcome(outcomes.Kind.NO_ADDRESS, channel=channel)
+        profile = profile_from(reply, active.layout)
+        zone = profile["traits"].get("timezone")
+        person = person_for(profile, zone if isinstance(zone, str) else site.timezone, now,
+                            site.consent_defaults)
+        return active.ruleset.arbiter.checks.why_not(person, channel, purpose, caps)
 
     @staticmethod
     def _updates(incoming: Incoming, active: ActiveRules) -> list[Any]:
