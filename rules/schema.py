@@ -2,12 +2,13 @@
 
 Only structure is checked here (keys, types, windows, expression syntax).
 Checks that need every document at once (duplicate ids, names of aggregates
-and segments) happen in rules.validation.
+and segments) happen in rules.validation.  The actions of a rule are read by
+rules.schema_actions, on the generic node readers (mapping, text, template, ...)
+of the reader here.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 
@@ -24,21 +25,14 @@ from .definitions import (
     Action,
     CapDef,
     ExperimentDef,
-    NotifyAction,
     PolicyDef,
     ScheduleDef,
     AggregateDef,
     Definitions,
     Expression,
-    JsonTemplate,
-    MessageAction,
     Origin,
-    PushAction,
     RuleDef,
     SegmentDef,
-    SetTraitAction,
-    SlotAction,
-    TagAction,
     Template,
     Trigger,
 )
@@ -48,39 +42,27 @@ from .lexer import ExpressionSyntaxError
 from .parser import parse_expression
 from .problems import Problem
 from .schedule import parse_date, parse_day, parse_hours
-from .yaml_source import Locator, SourceText, node_position, scalar_value
+from .schema_actions import ActionReader
+from .yaml_source import Entries, Locator, SourceText, node_position, scalar_value
 
 TOP_LEVEL_KEYS = ("aggregates", "segments", "rules", "experiments", "policy")
 AGGREGATE_KEYS = (*AGGREGATE_KINDS, "of", "where", "window", "description")
 SEGMENT_KEYS = ("id", "when", "description")
 RULE_KEYS = ("id", "on", "when", "priority", "actions", "description", "score", "group", "cap",
              "experiment", "variant", "schedule", "purpose")
-ACTION_KINDS = ("slot", "message", "push", "notify", "set_trait", "tag")
-NOTIFY_KEYS = ("channels", "type", "title", "body", "link", "cta")
 CAP_KEYS = ("max", "per")
 SCHEDULE_KEYS = ("from", "until", "days", "hours", "quiet_hours")
 EXPERIMENT_KEYS = ("id", "salt", "variants", "control", "description")
 POLICY_KEYS = ("max_messages", "caps", "channel_order", "quiet_hours")
 MAX_CAP = 1_000  # deliveries one cap may allow: the timestamps are kept per person
-MESSAGE_TYPES = ("banner", "modal", "toast")
-MESSAGE_KEYS = ("type", "title", "body", "cta")
-CTA_KEYS = ("label", "url")
-PUSH_KEYS = ("title", "body", "link")
 
 # Aggregate ids appear in dotted paths (aggregates.views_7d), so they are identifiers.
 AGGREGATE_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 # Rule and segment ids are only ever quoted, so they may also use - . and :
 RULE_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,99}")
 
-# Bounds on json slot content and set_trait values (per document).
-MAX_JSON_DEPTH = 32
-MAX_JSON_VALUES = 100_000
-
 _NULL_TAG = "tag:yaml.org,2002:null"
 _STR_TAG = "tag:yaml.org,2002:str"
-
-Entries = dict[str, tuple[yaml.Node, yaml.Node]]
-
 
 # One sandboxed environment compiles every template; it holds no per-request state.
 _CONTENT = ContentCompiler()
@@ -97,8 +79,7 @@ class _DocumentReader:
         self.source = source
         self.into = into
         self.problems = problems
-        self.json_budget = MAX_JSON_VALUES
-        self.json_limit_reported = False
+        self.action_reader = ActionReader(self)
 
     # -- reporting and basic shapes ----------------------------------------
     def report(self, node: yaml.Node, message: str) -> None:
@@ -402,7 +383,7 @@ class _DocumentReader:
         actions: list[Action] = []
         actions_ok = False
         if not self.missing(node, entries, "actions", "rule"):
-            actions, actions_ok = self.actions(entries["actions"][1])
+            actions, actions_ok = self.action_reader.actions(entries["actions"][1])
         problems_before = len(self.problems)
         extras = self.rule_extras(entries)
         complete = (
@@ -593,216 +574,6 @@ class _DocumentReader:
             self.report(node, "priority must be a whole number")
             return None
         return value  # type: ignore[return-value]
-
-    def actions(self, node: yaml.Node) -> tuple[list[Action], bool]:
-        """The actions that could be read, and whether all of them could."""
-        if not isinstance(node, yaml.SequenceNode) or not node.value:
-            self.report(node, "actions must be a non-empty list")
-            return [], False
-        actions: list[Action] = []
-        ok = True
-        for item in node.value:
-            action = self.action(item)
-            if action is None:
-                ok = False
-            else:
-                actions.append(action)
-        return actions, ok
-
-    def action(self, node: yaml.Node) -> Action | None:
-        entries = self.mapping(node, "an action", ())
-        if entries is None:
-            return None
-        kinds = [key for key in entries if key in ACTION_KINDS]
-        if not kinds:
-            self.report(node, f"an action needs one of: {', '.join(ACTION_KINDS)}")
-            return None
-        if len(kinds) > 1:
-            self.report(
-                entries[kinds[1]][0],
-                f"an action has exactly one of {', '.join(ACTION_KINDS)}; "
-                f"found {kinds[0]} and {kinds[1]}",
-            )
-            return None
-        kind = kinds[0]
-        allowed = ("slot", "html", "json") if kind == "slot" else (kind,)
-        for key, (key_node, _) in entries.items():
-            if key not in allowed:
-                self.report(
-                    key_node,
-                    f"unknown key {key!r} in a {kind} action; "
-                    f"expected one of: {', '.join(allowed)}",
-                )
-                return None
-        value_node = entries[kind][1]
-        if kind == "slot":
-            return self.slot_action(node, entries)
-        if kind == "message":
-            return self.message_action(value_node)
-        if kind == "push":
-            return self.push_action(value_node)
-        if kind == "notify":
-            return self.notify_action(value_node)
-        if kind == "set_trait":
-            return self.set_trait_action(value_node)
-        return self.tag_action(value_node)
-
-    def slot_action(self, node: yaml.Node, entries: Entries) -> SlotAction | None:
-        slot = self.text(entries["slot"][1], "slot")
-        contents = [key for key in ("html", "json") if key in entries]
-        if len(contents) != 1:
-            where = entries["json"][0] if len(contents) == 2 else node
-            self.report(where, "a slot action needs exactly one of html or json")
-            return None
-        if contents[0] == "html":
-            html = self.template(entries["html"][1], "html", html=True)
-            return None if slot is None or html is None else SlotAction(slot, html=html)
-        problems_before = len(self.problems)
-        content = self.json_content(entries["json"][1], templates=True)
-        if slot is None or len(self.problems) > problems_before:
-            return None
-        return SlotAction(slot, json=content)
-
-    def message_action(self, node: yaml.Node) -> MessageAction | None:
-        entries = self.mapping(node, "message", MESSAGE_KEYS)
-        if entries is None or self.missing(node, entries, "type", "message"):
-            return None
-        type_node = entries["type"][1]
-        message_type = self.text(type_node, "message type")
-        ok = message_type is not None
-        if message_type is not None and message_type not in MESSAGE_TYPES:
-            self.report(type_node, f"message type must be one of: {', '.join(MESSAGE_TYPES)}")
-            ok = False
-        fields: dict[str, Template] = {}
-        for key in ("title", "body"):
-            if key in entries:
-                template = self.template(entries[key][1], key)
-                ok = ok and template is not None
-                if template is not None:
-                    fields[key] = template
-        cta = None
-        if "cta" in entries:
-            cta = self.cta(entries["cta"][1])
-            ok = ok and cta is not None
-        return MessageAction(message_type, fields, cta) if ok else None  # type: ignore[arg-type]
-
-    def cta(self, node: yaml.Node) -> dict[str, Template] | None:
-        entries = self.mapping(node, "cta", CTA_KEYS)
-        if entries is None:
-            return None
-        cta: dict[str, Template] = {}
-        ok = True
-        for key in CTA_KEYS:
-            if self.missing(node, entries, key, "cta"):
-                ok = False
-                continue
-            template = self.template(entries[key][1], key)
-            ok = ok and template is not None
-            if template is not None:
-                cta[key] = template
-        return cta if ok else None
-
-    def push_action(self, node: yaml.Node) -> PushAction | None:
-        entries = self.mapping(node, "push", PUSH_KEYS)
-        if entries is None or self.missing(node, entries, "title", "push"):
-            return None
-        title = self.template(entries["title"][1], "title")
-        body = self.template(entries["body"][1], "body") if "body" in entries else None
-        link = self.template(entries["link"][1], "link") if "link" in entries else None
-        if title is None or ("body" in entries and body is None) or ("link" in entries and link is None):
-            return None
-        return PushAction(title, body, link)
-
-    def notify_action(self, node: yaml.Node) -> NotifyAction | None:
-        """A message for whichever of its channels suits the person (see rules.channels)."""
-        entries = self.mapping(node, "notify", NOTIFY_KEYS)
-        if entries is None or self.missing(node, entries, "channels", "notify"):
-            return None
-        ok = True
-        channels: list[str] = []
-        for item_node, text in self.string_list(entries["channels"][1], "channels"):
-            if text not in NOTIFY_CHANNELS:
-                self.report(item_node, f"unknown channel {text!r}; expected one of: "
-                                       f"{', '.join(NOTIFY_CHANNELS)}")
-                ok = False
-            elif text not in channels:
-                channels.append(text)
-        message_type = "banner"
-        if "type" in entries:
-            message_type = self.text(entries["type"][1], "type") or ""
-            if message_type not in MESSAGE_TYPES:
-                self.report(entries["type"][1], f"type must be one of: {', '.join(MESSAGE_TYPES)}")
-                ok = False
-        if self.missing(node, entries, "title", "notify"):
-            ok = False
-        fields: dict[str, Template] = {}
-        for key in ("title", "body"):
-            if key in entries:
-                template = self.template(entries[key][1], key)
-                ok = ok and template is not None
-                if template is not None:
-                    fields[key] = template
-        link = self.template(entries["link"][1], "link") if "link" in entries else None
-        ok = ok and ("link" not in entries or link is not None)
-        cta = self.cta(entries["cta"][1]) if "cta" in entries else None
-        ok = ok and ("cta" not in entries or cta is not None)
-        if not ok or not channels:
-            return None
-        return NotifyAction(tuple(channels), message_type, fields, link, cta)
-
-    def set_trait_action(self, node: yaml.Node) -> SetTraitAction | None:
-        entries = self.mapping(node, "set_trait", ())
-        if entries is None:
-            return None
-        if not entries:
-            self.report(node, "set_trait needs at least one trait")
-            return None
-        problems_before = len(self.problems)
-        values = {
-            key: self.json_content(value_node, templates=False)
-            for key, (_, value_node) in entries.items()
-        }
-        return SetTraitAction(values) if len(self.problems) == problems_before else None
-
-    def tag_action(self, node: yaml.Node) -> TagAction | None:
-        tags = [text for _, text in self.string_list(node, "tag")]
-        if not tags:
-            return None
-        return TagAction(tuple(dict.fromkeys(tags)))
-
-    def json_content(self, node: yaml.Node, templates: bool, depth: int = 0) -> JsonTemplate:
-        """A YAML value as JSON; with `templates`, strings may hold {{ placeholders }}."""
-        # YAML aliases can nest a value in itself or repeat it exponentially; stop early.
-        self.json_budget -= 1
-        if depth > MAX_JSON_DEPTH or self.json_budget < 0:
-            if not self.json_limit_reported:
-                self.json_limit_reported = True
-                self.report(
-                    node,
-                    f"value is too large (at most {MAX_JSON_DEPTH} levels deep "
-                    f"and {MAX_JSON_VALUES} values per document)",
-                )
-            return None
-        if isinstance(node, yaml.MappingNode):
-            entries = self.mapping(node, "a json object", ())
-            return {
-                key: self.json_content(value, templates, depth + 1)
-                for key, (_, value) in (entries or {}).items()
-            }
-        if isinstance(node, yaml.SequenceNode):
-            return [self.json_content(item, templates, depth + 1) for item in node.value]
-        value = scalar_value(node)  # type: ignore[arg-type]
-        if isinstance(value, float) and not math.isfinite(value):
-            self.report(node, "numbers must be finite (JSON has no infinity or NaN)")
-            return None
-        if isinstance(value, str) and ("{{" in value or "{%" in value):
-            if not templates:
-                self.report(
-                    node, "set_trait values are literal; placeholders are not supported here"
-                )
-                return None
-            return self.template_from_text(value, node, "value")  # type: ignore[arg-type]
-        return value
 
 
 def _offset_of(text: str, line: int, column: int) -> int:

@@ -18,6 +18,8 @@ except AttributeError:  # pragma: no cover - depends on how PyYAML was built
     _Loader = yaml.SafeLoader
 
 Locator = Callable[[int], tuple[int, int]]
+# A mapping node's entries by key: (key node, value node), as the schema reads them.
+Entries = dict[str, tuple[yaml.Node, yaml.Node]]
 
 
 class SourceText:

@@ -1,4 +1,4 @@
-"""Content templates (rules/content.py): jinja2 sandbox, escaping, locale filters, problems."""
+"""Content templates (rules/content*.py): jinja2 sandbox, escaping, locale filters, problems."""
 
 from __future__ import annotations
 
