@@ -106,6 +106,8 @@ class Fired:
     variant: str | None
     # caps to check and record atomically when this rule is delivered: (key, window ms, max)
     caps: Sequence[tuple[str, int, int]]
+    # delivery times it adds under each cap key: (key, count), see deliveries_per_key
+    added: Sequence[tuple[str, int]] = ()
 
 
 @dataclass(slots=True)
@@ -198,31 +200,40 @@ class Arbiter:
                 return capped, None
         placements: list[Placement] = []
         reasons: list[Outcome] = []
-        slots: set[str] = set()
+        slots: list[str] = []  # slots this rule fills, in this answer
         messages = 0
-        for action, fixed in prepared.actions:
-            if fixed is None:  # notify: the channel is chosen per person
-                channel, why = self._choose(action, person, room, messages)  # type: ignore[arg-type]
-            elif fixed.channel is None:
-                placements.append(fixed)  # a tag or a trait: always applies
+        for how, action, fixed in prepared.actions:
+            if how is _ALWAYS:  # a tag or a trait: always applies
+                placements.append(fixed)  # type: ignore[arg-type]
                 continue
-            elif fixed.channel == "web" and (action.slot in room.slots or action.slot in slots):  # type: ignore[attr-defined]
-                channel, why = None, Outcome(Kind.SLOT_TAKEN, slot=action.slot)  # type: ignore[attr-defined]
-            else:
-                channel = fixed.channel
-                why = room.channel_check(channel, messages)
+            if how is _SLOT:
+                slot = action.slot  # type: ignore[attr-defined]
+                if slot in room.slots or slot in slots:
+                    reasons.append(Outcome(Kind.SLOT_TAKEN, slot=slot))
+                    continue
+                why = room.channel_check("web", messages)
+                if why is not None:
+                    reasons.append(why)
+                    continue
+                placements.append(fixed)  # type: ignore[arg-type]
+                slots.append(slot)
+                continue
+            if how is _FIXED:
+                channel = fixed.channel  # type: ignore[union-attr]
+                why = room.channel_check(channel, messages)  # type: ignore[arg-type]
+                placement = fixed
+            else:  # notify: the channel is chosen per person
+                channel, why = self._choose(action, person, room, messages)  # type: ignore[arg-type]
+                placement = None
             if why is not None:
                 reasons.append(why)
                 continue
-            placements.append(fixed if fixed is not None and fixed.channel == channel
-                              else Placement(action, channel))
-            if action.__class__ is SlotAction:
-                slots.add(action.slot)  # type: ignore[attr-defined]
-            elif channel == "in_app":
+            placements.append(placement or Placement(action, channel))
+            if channel == "in_app":
                 messages += 1
         if len(placements) == prepared.placed_all and prepared.full_caps is not None:
             # Every action found its fixed channel: the caps were worked out at load.
-            caps, counts = prepared.full_caps, prepared.full_counts
+            caps, counts, added = prepared.full_caps, prepared.full_counts, prepared.full_added
         else:
             shown = [p for p in placements if p.channel is not None]
             if plan.displays and not shown:
@@ -231,6 +242,7 @@ class Arbiter:
             for placement in shown:
                 caps += self.checks.channel_caps[placement.channel]  # type: ignore[index]
             counts = _counted(caps)
+            added = tuple(deliveries_per_key(caps).items())
         if counts:
             capped = room.capped(counts)
             if capped is not None:
@@ -238,7 +250,7 @@ class Arbiter:
         if variant == CONTROL:
             room.selection.expose(plan.experiment.id, CONTROL, rule.id)  # type: ignore[union-attr]
             return Outcome(Kind.HOLDOUT, experiment=plan.experiment.id), None  # type: ignore[union-attr]
-        return None, Fired(plan, placements, variant, caps)
+        return None, Fired(plan, placements, variant, caps, added)
 
     def _choose(self, action: NotifyAction, person: Person, room: _Room,
                 messages: int) -> tuple[str | None, Outcome | None]:
@@ -406,7 +418,7 @@ class _Room:
             elif placement.channel == "in_app":
                 self.messages += 1
         added = self.added
-        for key, count in deliveries_per_key(fired.caps).items():
+        for key, count in fired.added:
             added[key] = added.get(key, 0) + count
 
 
@@ -435,33 +447,45 @@ def _tally(caps: Sequence[tuple[str, int, int]]) -> dict[tuple[str, int, int], i
     return tally
 
 
+# How _consider places an action: decided at load from the action's class.
+_ALWAYS = "always"  # tag, set_trait: no channel, always applies
+_SLOT = "slot"  # web content in a slot
+_FIXED = "fixed"  # message (in_app) or push: one fixed channel
+_CHOOSE = "choose"  # notify: the channel is chosen per person
+
+
 @dataclass(slots=True)
 class _Prepared:
     """A rule's arbitration worked out at load, for when every action finds its usual channel."""
 
     plan: RulePlan
-    # (action, its placement when the channel is fixed: None for notify, which chooses)
-    actions: tuple[tuple[Action, Placement | None], ...]
+    # (how it is placed, the action, its placement when the channel is fixed, else None)
+    actions: tuple[tuple[str, Action, Placement | None], ...]
     own_counts: tuple[tuple[tuple[str, int, int], int], ...]
     placed_all: int  # placements when every action is placed
     full_caps: tuple[tuple[str, int, int], ...] | None  # the caps of that case (None: notify)
     full_counts: tuple[tuple[tuple[str, int, int], int], ...]  # still to check in that case
+    full_added: tuple[tuple[str, int], ...]  # deliveries per cap key in that case
 
     def __init__(self, plan: RulePlan,
                  channel_caps: Mapping[str, tuple[tuple[str, int, int], ...]]) -> None:
         self.plan = plan
-        fixed = {SlotAction: "web", MessageAction: "in_app", PushAction: "push",
-                 SetTraitAction: None, TagAction: None}
-        self.actions = tuple(
-            (a, Placement(a, fixed[a.__class__]) if a.__class__ in fixed else None)
-            for a in plan.rule.actions)
+        fixed = {SlotAction: (_SLOT, "web"), MessageAction: (_FIXED, "in_app"),
+                 PushAction: (_FIXED, "push"), SetTraitAction: (_ALWAYS, None),
+                 TagAction: (_ALWAYS, None)}
+        actions = []
+        for action in plan.rule.actions:
+            how, channel = fixed.get(action.__class__, (_CHOOSE, None))
+            actions.append((how, action, None if how is _CHOOSE else Placement(action, channel)))
+        self.actions = tuple(actions)
         self.own_counts = _counted(plan.caps)
         self.placed_all = len(self.actions)
         self.full_caps = None
         self.full_counts = ()
-        if all(placement is not None for _, placement in self.actions):
+        self.full_added = ()
+        if all(how is not _CHOOSE for how, _, _ in self.actions):
             caps = list(plan.caps)
-            for _, placement in self.actions:
+            for _, _, placement in self.actions:
                 if placement.channel is not None:  # type: ignore[union-attr]
                     caps += channel_caps[placement.channel]  # type: ignore[union-attr]
             self.full_caps = tuple(caps)
@@ -469,6 +493,7 @@ class _Prepared:
             # The rule's own caps and each channel's were checked one delivery at a time on
             # the way; together they need checking again only where two deliveries meet.
             self.full_counts = counted if any(n > 1 for _, n in counted) else ()
+            self.full_added = tuple(deliveries_per_key(caps).items())
 
 
 def deliveries_per_key(caps: Sequence[tuple[str, int, int]]) -> dict[str, int]:

@@ -196,5 +196,5 @@ def _histogram_values(histogram: Histogram, n_buckets: int) -> tuple[list[Any], 
     if (not isinstance(buckets, list) or len(buckets) != n_buckets
             or not all(callable(getattr(v, "inc", None)) for v in [*buckets, total])):
         raise RuntimeError("prometheus_client's Histogram no longer keeps _buckets and _sum "
-                           "as expected; edge/metrics.py needs updating")
+                           "as expected; edge/runtime/metrics.py needs updating")
     return buckets, total
