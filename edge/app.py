@@ -42,7 +42,7 @@ ENV_REDIS = "KAIROS_REDIS_URL"
 SINGLE_EVENT_TYPES = ("track", "page", "screen", "identify", "alias", "group")
 
 
-def routes() -> list[Route]:
+def routes(settings: Settings) -> list[Route]:
     table = [Route(f"/v1/{t}", ingest.single(t, f"/v1/{t}"), methods=["POST"], name=f"ingest_{t}")
              for t in SINGLE_EVENT_TYPES]
     table += [
@@ -65,13 +65,15 @@ def routes() -> list[Route]:
         Route("/k.js", snippet.snippet, methods=["GET"], name="snippet"),
         Route("/kairos-sw.js", snippet.service_worker, methods=["GET"], name="service_worker"),
         Route("/v1/push-key", snippet.push_key, methods=["GET"], name="push_key"),
-        Route("/demo", demo.demo_page, methods=["GET"], name="demo_home"),
-        Route("/demo/sign", demo.demo_sign, methods=["GET"], name="demo_sign"),
-        Route("/demo/{path:path}", demo.demo_page, methods=["GET"], name="demo_file"),
         Route("/healthz", health.healthz, methods=["GET"], name="healthz"),
         Route("/readyz", health.readyz, methods=["GET"], name="readyz"),
         Route("/metrics", health.metrics, methods=["GET"], name="metrics"),
     ]
+    if settings.demo.enabled:
+        if demo.signing_site(settings) is not None:
+            table.append(Route("/demo/sign", demo.demo_sign, methods=["GET"], name="demo_sign"))
+        table += [Route("/demo", demo.demo_page, methods=["GET"], name="demo_home"),
+                  Route("/demo/{path:path}", demo.demo_page, methods=["GET"], name="demo_file")]
     table.append(Route("/openapi.json", openapi_document, methods=["GET"], name="openapi"))
     return table
 
@@ -98,6 +100,8 @@ def create_app(settings: Settings, redis_url: str, clock: Any = None) -> IngestF
             log.warning("the demo keys (demo, demo-secret) are enabled: anyone can use them. "
                         "Replace them in %s/kairos.yaml before exposing this edge.",
                         settings.config_dir)
+        if settings.demo.enabled:
+            _warn_demo_on(settings)
         try:
             await store.batcher.load_scripts()
             await store.register_aggregates(rulebook.active.layout)
@@ -119,7 +123,7 @@ def create_app(settings: Settings, redis_url: str, clock: Any = None) -> IngestF
             store.batcher.close()
 
     app = Starlette(
-        routes=routes(),
+        routes=routes(settings),
         lifespan=lifespan,
         # One table answers every known failure (edge/http/errors.py); the middleware
         # answers the rest, inside Starlette's last resort, which would log them twice.
@@ -146,6 +150,19 @@ def create_app_from_env() -> IngestFastPath:
 def _demo_keys_enabled(settings: Settings) -> bool:
     keys = {k for site in settings.sites.values() for k in site.write_keys}
     return bool((keys | set(settings.secret_keys)) & DEMO_KEYS)
+
+
+def _warn_demo_on(settings: Settings) -> None:
+    site = settings.demo.site
+    if demo.signing_site(settings) is not None:
+        log.warning("the demo shop is on (demo.enabled in %s/kairos.yaml): /demo/sign signs "
+                    "any user id for site %r with the published demo secret, so anyone can "
+                    "sign in as any of its customers. Turn the demo off before exposing this "
+                    "edge.", settings.config_dir, site)
+    else:
+        log.warning("the demo shop is on (demo.enabled in %s/kairos.yaml); its sign-in "
+                    "(/demo/sign) is off because site %r has a user hash secret of its own.",
+                    settings.config_dir, site)
 
 
 def _redacted(url: str) -> str:

@@ -41,6 +41,9 @@ secret_keys:
     site: shop
     scopes: [profiles:read]
 rules: rules
+demo:
+  enabled: true
+  site: shop
 limits:
   max_body_bytes: 65536
   max_batch_events: 50

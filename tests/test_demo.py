@@ -1,8 +1,13 @@
-"""The demo shop's routes: static files from demo/ (never outside it) and the demo-only signer."""
+"""The demo shop's routes: static files from demo/ (never outside it) and the demo-only signer,
+which exists only for the enabled demo with its published secret."""
 
 from __future__ import annotations
 
+import logging
+import re
+
 import httpx
+import yaml
 
 from edge.ingest.auth import user_hash
 from edge.http.demo import DEMO_DIR, resolve
@@ -38,8 +43,58 @@ def test_nothing_outside_demo_is_served(edge):
 
 
 def test_the_signer_answers_only_for_the_demo_site(edge):
-    # the test configuration has no site called "demo"
+    # the test configuration's demo runs on a site with a secret of its own
     assert edge.http.get("/demo/sign", params={"user_id": "42"}).status_code == 404
+
+
+def _edit(config, change) -> None:
+    path = config / "kairos.yaml"
+    settings = yaml.safe_load(path.read_text())
+    change(settings)
+    path.write_text(yaml.safe_dump(settings))
+
+
+def test_no_route_signs_for_a_site_with_its_own_secret(example_config, redis_url, caplog):
+    """The operator replaced the demo site's secret but left the demo on: no route, with
+    any key or none, answers anything that carries a valid signature."""
+    secret = "the-shop-s-own-secret"
+    _edit(example_config, lambda s: s["sites"]["demo"].update(user_hash_secret=secret))
+    user_id = "ada@example.com"
+    signature = user_hash(secret, user_id)
+    with caplog.at_level(logging.WARNING), LiveEdge(example_config, redis_url) as live:
+        paths = set(live.http.get("/openapi.json").json()["paths"]) | {"/demo/sign", "/demo"}
+        assert "/demo/sign" not in live.http.get("/openapi.json").json()["paths"]
+        answers = 0
+        for template in sorted(paths):
+            path = re.sub(r"\{[^}]+\}", user_id, template)
+            for key in (None, "demo", "demo-secret"):
+                auth = (key, "") if key else None
+                for method in ("GET", "POST", "PUT", "DELETE"):
+                    answer = live.http.request(
+                        method, path, params={"user_id": user_id, "userId": user_id},
+                        json={"user_id": user_id, "userId": user_id}, auth=auth)
+                    answers += 1
+                    assert signature not in answer.text, (method, path, key)
+                    assert signature not in str(answer.headers), (method, path, key)
+        assert answers > 100
+        assert live.http.get("/demo/sign", params={"user_id": user_id}).status_code == 404
+        assert live.http.get("/demo").status_code == 200  # the shop itself is still on
+    assert "its sign-in (/demo/sign) is off because site 'demo' has a user hash secret" in caplog.text
+
+
+def test_the_demo_is_off_unless_enabled(example_config, redis_url):
+    _edit(example_config, lambda s: s.pop("demo"))
+    with LiveEdge(example_config, redis_url) as live:
+        assert live.http.get("/demo/sign", params={"user_id": "42"}).status_code == 404
+        assert live.http.get("/demo").status_code == 404
+        assert live.http.get("/demo/cart").status_code == 404
+        assert not [p for p in live.http.get("/openapi.json").json()["paths"] if p.startswith("/demo")]
+
+
+def test_the_server_warns_while_the_demo_signs(example_config, redis_url, caplog):
+    with caplog.at_level(logging.WARNING), LiveEdge(example_config, redis_url):
+        pass
+    assert "anyone can sign in as any of its customers" in caplog.text
 
 
 def test_the_signer_signs_for_the_demo_site(example_config, redis_url):

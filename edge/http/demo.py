@@ -3,10 +3,14 @@
 Pretty paths map onto the files: `/demo` is `index.html`, `/demo/cart` is
 `cart.html`, `/demo/category/shoes` is the home page filtered by category (the
 page reads the category from its path). Only files inside `demo/` are served.
+
+None of it exists unless the configuration enables the demo (`demo.enabled`), and
+the demo's sign-in only while the demo site keeps the published demo secret.
 """
 
 from __future__ import annotations
 
+import hmac
 import mimetypes
 from pathlib import Path
 
@@ -16,9 +20,9 @@ from starlette.responses import FileResponse, Response
 from edge.ingest.auth import user_hash
 from edge.http.common import json_response
 from edge.http.errors import error_response
+from edge.runtime.config import DEMO_USER_HASH_SECRET, Settings, Site
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
-DEMO_SITE = "demo"
 TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
          ".js": "text/javascript; charset=utf-8", ".png": "image/png", ".svg": "image/svg+xml"}
 
@@ -62,14 +66,27 @@ async def demo_sign(request: Request) -> Response:
     it in its own backend, after its own login has checked who the visitor is,
     and never exposes the secret or a signing endpoint: anyone could then claim
     to be any customer. The demo shop has no login and no backend, so this
-    endpoint plays that part, and only for the public demo site.
+    endpoint plays that part, and only for the public demo site with its published
+    secret: the route exists only then (see signing_site), and checks again here.
     """
-    site = request.app.state.edge.settings.sites.get(DEMO_SITE)
-    if site is None or not site.user_hash_secret:
-        return error_response(404, "not_found", "the demo site is not configured", field="path")
+    site = signing_site(request.app.state.edge.settings)
+    if site is None:
+        return error_response(404, "not_found", "the demo sign-in is off", field="path")
     user_id = request.query_params.get("user_id", "").strip()
     if not user_id or len(user_id) > 256:
         return error_response(400, "invalid_request", "expected 1 to 256 characters",
                               field="user_id")
     return json_response({"userHash": user_hash(site.user_hash_secret, user_id)},
                          headers={"Cache-Control": "no-store"})
+
+
+def signing_site(settings: Settings) -> Site | None:
+    """The site /demo/sign signs for: the enabled demo's site while its user hash secret
+    is the published demo secret; None otherwise, so that no site with a secret of its
+    own can get a signature from this edge."""
+    if not settings.demo.enabled:
+        return None
+    site = settings.sites.get(settings.demo.site)
+    if site is None or not hmac.compare_digest(site.user_hash_secret, DEMO_USER_HASH_SECRET):
+        return None
+    return site

@@ -86,6 +86,14 @@ class RedisSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     deadline_ms: int = 1000
 
 
+class DemoSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # The demo shop at /demo, off unless enabled. Its stand-in sign-in (/demo/sign)
+    # signs any user id it is given, so it works only while `site` keeps the secret the
+    # example configuration publishes (DEMO_USER_HASH_SECRET), never with a real one.
+    enabled: bool = False
+    site: str = "demo"
+
+
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sites: dict[str, Site] = {}
     secret_keys: dict[str, SecretKey] = {}
@@ -95,6 +103,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     stream: StreamSettings = StreamSettings()
     redis: RedisSettings = RedisSettings()
     catalog: CatalogSettings = CatalogSettings()
+    demo: DemoSettings = DemoSettings()
     # Filled in by load_settings, not read from the file.
     config_dir: str = "."
 
@@ -106,6 +115,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 KNOWN_SCOPES = frozenset({"ingest", "profiles:read", "profiles:delete", "admin", "journeys:enroll",
                           "catalog:read", "catalog:write"})
 DEMO_KEYS = frozenset({"demo", "demo-secret"})
+# The demo site's user hash secret as the example configuration publishes it.
+DEMO_USER_HASH_SECRET = "demo-user-hash-secret"
 
 
 class SettingsError(Exception):
@@ -160,6 +171,8 @@ def validate(settings: Settings) -> list[str]:
         for scope in secret.scopes:
             if scope not in KNOWN_SCOPES:
                 problems.append(f"{label}.scopes: unknown scope {scope!r}")
+    if settings.demo.enabled and settings.demo.site not in settings.sites:
+        problems.append(f"demo.site: unknown site {settings.demo.site!r}")
     for name, value in msgspec.structs.asdict(settings.limits).items():
         if value <= 0:
             problems.append(f"limits.{name}: must be positive")
