@@ -92,6 +92,40 @@ def test_too_deep(edge):
     assert "nested deeper" in body["reason"]
 
 
+BIG = 100_000_000_000_000_000_000  # past 64 bits
+
+
+@pytest.mark.parametrize("key", [SECRET_KEY, PUBLIC_KEY])
+@pytest.mark.parametrize(("path", "event", "field"), [
+    ("/v1/track", {"event": "E", "properties": {"n": BIG}}, "properties.n"),
+    ("/v1/page", {"properties": {"n": [1, -BIG]}}, "properties.n[1]"),
+    ("/v1/identify", {"traits": {"n": BIG}}, "traits.n"),
+    ("/v1/screen", {"context": {"n": BIG}}, "context.n"),
+    ("/v1/group", {"groupId": "g", "traits": {"n": BIG}}, "traits.n"),
+    ("/v1/e", {"type": "track", "event": "E", "properties": {"n": BIG}}, "properties.n"),
+    ("/v1/batch", {"batch": [{"type": "track", "event": "E", "properties": {"n": BIG}}]},
+     "batch[0].properties.n"),
+    ("/v1/b", {"batch": [{"type": "track", "event": "E", "properties": {"n": BIG}}]},
+     "batch[0].properties.n"),
+])
+def test_whole_numbers_past_64_bits_are_named(edge, redis_client, key, path, event, field):
+    body = dict(event)
+    if "batch" in body:
+        body["batch"] = [{**item, "anonymousId": "big"} for item in body["batch"]]
+    else:
+        body["anonymousId"] = "big"
+    answer = edge.post(path, body, key=key, Origin="http://shop.test")
+    assert "64-bit" in error(answer, 400, field)["reason"]
+    assert redis_client.xlen("kairos:events") == 0
+
+
+def test_the_largest_64_bit_numbers_are_kept(edge):
+    extremes = {"low": -(2**63), "high": 2**64 - 1}
+    assert edge.post("/v1/identify", {"userId": "extremes", "traits": extremes}).status_code == 200
+    traits = edge.profile("user:extremes").json()["traits"]
+    assert (traits["low"], traits["high"]) == (-(2**63), 2**64 - 1)
+
+
 def test_too_many_properties(edge):
     props = {f"k{i}": i for i in range(41)}
     body = error(edge.post("/v1/track", {"event": "E", "anonymousId": "x", "properties": props}), 400, "properties")

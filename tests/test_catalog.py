@@ -85,6 +85,7 @@ def stream_events(redis_client) -> list[streams.Record]:
     (item("a", 1, image="//evil.example/x.png"), "image", "http(s) URL"),
     (item("a", 1, attributes={"size": {"eu": 42}}), "attributes.size", "string, number"),
     (item("a", 1, attributes={f"k{i}": i for i in range(51)}), "attributes", "more than 50"),
+    (item("a", 1, attributes={"n": 10**20}), "attributes.n", "64-bit range"),
     (item("a", 1, colour="red"), "colour", "unknown field"),
     ("not an object", "product", "object"),
 ])

@@ -54,6 +54,8 @@ def test_quick_check_agrees_with_the_naming_one(value: object) -> None:
 @pytest.mark.parametrize(("value", "field", "reason"), [
     ({"a": {"b": "toolong"}}, "properties.a.b", "string longer than 5 characters"),
     ({"a": [1, 2, math.inf]}, "properties.a[2]", "number is not finite"),
+    ({"a": 2**64}, "properties.a", "whole number outside the 64-bit range (-2^63 to 2^64-1): "
+                                   "send it as a string to keep every digit"),
     ({"a": {"b": {"c": {}}}}, "properties.a.b.c", "nested deeper than 3 levels"),
     ({"a": 1, "b": 2, "c": 3, "d": 4}, "properties", "more than 3 keys"),
     ({"longkey": 1}, "properties", "key longer than 4 characters"),

@@ -18,7 +18,7 @@ from typing import Any, Iterable
 
 import msgspec
 
-from edge.ingest.wire import InputError
+from edge.ingest.wire import INT_RANGE_REASON, LARGEST_INT, SMALLEST_INT, InputError
 
 MAX_ID_LENGTH = 200
 MAX_NAME_LENGTH = 500
@@ -248,6 +248,8 @@ def _attributes(value: Any, field: str) -> dict[str, Scalar]:
             raise InputError(where, f"longer than {MAX_ATTRIBUTE_STRING_LENGTH} characters")
         if isinstance(item, float) and not math.isfinite(item):
             raise InputError(where, "number is not finite")
+        if isinstance(item, int) and not SMALLEST_INT <= item <= LARGEST_INT:
+            raise InputError(where, INT_RANGE_REASON)
         if item is not None and not isinstance(item, (str, int, float, bool)):
             raise InputError(where, "expected a string, number, boolean or null")
         attributes[name] = item

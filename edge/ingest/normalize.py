@@ -19,7 +19,7 @@ from typing import Any
 from edge.ingest import channels, consent, ecommerce, engagement
 from edge.ingest.auth import Caller, verify_user_hash
 from edge.runtime.config import Limits
-from edge.ingest.wire import EVENT_TYPES, Event, InputError
+from edge.ingest.wire import EVENT_TYPES, INT_RANGE_REASON, LARGEST_INT, SMALLEST_INT, Event, InputError
 
 SET_ONCE_KEY = "$set_once"
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f]")
@@ -54,7 +54,8 @@ def to_ms(moment: datetime) -> int:
 
 
 def check_limits(value: Any, path: str, limits: Limits, depth: int = 0) -> None:
-    """Depth, keys per object, items per list and string length, naming the first offender."""
+    """Depth, keys per object, items per list, string length and number range, naming the
+    first offender."""
     # Nearly every event is within its limits: check without building the path of
     # every value, and only when something is off look again to name it.
     if not _within_limits(value, limits, depth):
@@ -78,7 +79,9 @@ def _within_limits(value: Any, limits: Limits, depth: int) -> bool:
         if depth >= limits.max_depth or len(value) > limits.max_properties:
             return False
         return all(_within_limits(item, limits, depth + 1) for item in value)
-    return not isinstance(value, float) or math.isfinite(value)
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return not isinstance(value, int) or SMALLEST_INT <= value <= LARGEST_INT
 
 
 def _name_offender(value: Any, path: str, limits: Limits, depth: int) -> None:
@@ -104,6 +107,8 @@ def _name_offender(value: Any, path: str, limits: Limits, depth: int) -> None:
             _name_offender(item, f"{path}[{index}]", limits, depth + 1)
     elif isinstance(value, float) and not math.isfinite(value):
         raise InputError(path, "number is not finite")
+    elif isinstance(value, int) and not SMALLEST_INT <= value <= LARGEST_INT:
+        raise InputError(path, INT_RANGE_REASON)
 
 
 def _id(value: Any, path: str, limits: Limits) -> str | None:

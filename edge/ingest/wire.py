@@ -51,6 +51,14 @@ any_decoder = msgspec.json.Decoder()
 encoder = msgspec.json.Encoder()
 
 
+# Whole numbers the event stream, the profile and the catalog can hold (what orjson
+# writes: int64 and uint64); bigger ones would be kept only in part, or not at all.
+SMALLEST_INT = -(2**63)
+LARGEST_INT = 2**64 - 1
+INT_RANGE_REASON = ("whole number outside the 64-bit range (-2^63 to 2^64-1): "
+                    "send it as a string to keep every digit")
+
+
 class InputError(Exception):
     """Bad input, answered with 4xx and a JSON body naming the field and the reason
     (edge/http/errors.py)."""
