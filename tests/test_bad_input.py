@@ -5,7 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from tests.support import PUBLIC_KEY, READ_ONLY_KEY, SECRET_KEY, basic
+from tests.support import (PUBLIC_KEY, READ_ONLY_KEY, SECRET_KEY, SETTINGS_YAML, LiveEdge, basic,
+                           write_config)
 
 
 def error(r, status: int, field: str | None = None):
@@ -124,6 +125,49 @@ def test_the_largest_64_bit_numbers_are_kept(edge):
     assert edge.post("/v1/identify", {"userId": "extremes", "traits": extremes}).status_code == 200
     traits = edge.profile("user:extremes").json()["traits"]
     assert (traits["low"], traits["high"]) == (-(2**63), 2**64 - 1)
+
+
+@pytest.fixture
+def catalog_writer(redis_url, tmp_path):
+    """The test edge with a secret key that may write the catalog."""
+    config = write_config(tmp_path / "catalog-config", settings_yaml=SETTINGS_YAML.replace(
+        "scopes: [ingest, profiles:read, profiles:delete, admin]",
+        "scopes: [ingest, profiles:read, profiles:delete, admin, catalog:write]", 1))
+    with LiveEdge(config, redis_url) as live:
+        yield live
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("POST", "/v1/track"), ("POST", "/v1/e"), ("POST", "/v1/batch"), ("POST", "/v1/explain"),
+    ("PUT", "/v1/catalog/products")])
+@pytest.mark.parametrize("key", [None, SECRET_KEY])
+def test_deep_nesting_is_refused_before_anything_recurses(edge, request, caplog, method, path,
+                                                         key):
+    """10,000 levels fit in 60 KB, under the test limit (60,000 in 360 KB under the
+    default one): refused with 400, with a key or without one (the catalog asks for its
+    key first), and logged as one line rather than a traceback."""
+    if key is None and path.startswith(("/v1/explain", "/v1/catalog")):
+        pytest.skip("these routes ask for their key before reading the body")
+    if path.startswith("/v1/catalog"):
+        edge = request.getfixturevalue("catalog_writer")
+    levels = 10_000
+    body = b'{"event":"E","anonymousId":"x","properties":' + b'{"a":' * levels + b"1" + b"}" * (levels + 1)
+    headers = {"Content-Type": "application/json", **(basic(key) if key else {})}
+    with caplog.at_level("INFO"):
+        answer = edge.http.request(method, path, content=body, headers=headers)
+    assert "nested deeper than 14 levels" in error(answer, 400, "body")["reason"]
+    assert not [record for record in caplog.records if record.exc_info]
+    assert "Traceback" not in caplog.text
+
+
+def test_nesting_within_the_limits_is_not_refused(edge):
+    # five levels of properties inside a batch: as deep as the test limits allow
+    nested: dict = {"v": 1}
+    for _ in range(4):
+        nested = {"a": nested}
+    answer = edge.post("/v1/batch", {"batch": [{"type": "track", "event": "E", "anonymousId": "x",
+                                                "properties": nested}]})
+    assert answer.status_code == 200, answer.text
 
 
 def test_too_many_properties(edge):

@@ -63,7 +63,8 @@ async def put_products(request: Request) -> Response:
     headers = header_map(request)
     _authorize(request, state, "catalog:write")
     check_json_content_type(headers)
-    body = await read_body(request, headers, BODY_LIMIT_FACTOR * state.settings.limits.max_body_bytes)
+    body = await read_body(request, headers, BODY_LIMIT_FACTOR * state.settings.limits.max_body_bytes,
+                           state.settings.limits.max_depth)
     items = _products_in(any_decoder.decode(body))
     products: list[Product] = []
     rejected: list[dict[str, Any]] = []

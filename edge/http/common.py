@@ -10,7 +10,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from edge.ingest.auth import AuthError, Caller
-from edge.ingest.wire import InputError
+from edge.ingest.wire import InputError, check_nesting
 
 JSON = "application/json"
 
@@ -25,8 +25,10 @@ def header_map(request: Request) -> dict[str, str]:
             for name, value in request.scope["headers"]}
 
 
-async def read_body(request: Request, headers: dict[str, str], max_bytes: int) -> bytes:
-    """The request body, refusing more than max_bytes without reading it all."""
+async def read_body(request: Request, headers: dict[str, str], max_bytes: int,
+                    max_depth: int) -> bytes:
+    """The request body, refusing more than max_bytes without reading it all, and JSON
+    nested deeper than max_depth (limits.max_depth) values allow."""
     declared = headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -41,6 +43,7 @@ async def read_body(request: Request, headers: dict[str, str], max_bytes: int) -
         raise InputError("Content-Encoding", "expected gzip or identity", status=415)
     if not body:
         raise InputError("body", "empty: expected a JSON object")
+    check_nesting(body, max_depth)
     return body
 
 

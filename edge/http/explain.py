@@ -59,7 +59,8 @@ async def explain(request: Request) -> Response:
     require_scope(caller, SCOPE)
     now = state.pipeline.clock.now_ms()
     check_json_content_type(headers)
-    body = await read_body(request, headers, state.settings.limits.max_body_bytes)
+    body = await read_body(request, headers, state.settings.limits.max_body_bytes,
+                           state.settings.limits.max_depth)
     asked = _decoder.decode(body)
     identifier, incoming = _hypothetical(asked, caller, state.settings.limits, now)
     active = state.rulebook.active

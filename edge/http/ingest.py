@@ -77,7 +77,8 @@ async def _single(request: Request, headers: dict[str, str], state: EdgeState,
     settings = state.settings
     received = state.pipeline.clock.now_ms()
     check_json_content_type(headers)
-    body = await read_body(request, headers, settings.limits.max_body_bytes)
+    body = await read_body(request, headers, settings.limits.max_body_bytes,
+                           settings.limits.max_depth)
     event = event_decoder.decode(body)
     caller = _authenticate(headers, state, event.writeKey)
     incoming = normalize(event, caller, settings.limits, received, forced_type=event_type)
@@ -139,7 +140,8 @@ async def _batch(request: Request, headers: dict[str, str], state: EdgeState) ->
     settings = state.settings
     received = state.pipeline.clock.now_ms()
     check_json_content_type(headers)
-    body = await read_body(request, headers, settings.limits.max_body_bytes)
+    body = await read_body(request, headers, settings.limits.max_body_bytes,
+                           settings.limits.max_depth)
     payload = batch_decoder.decode(body)
     caller = _authenticate(headers, state, payload.writeKey)
     if not payload.batch:

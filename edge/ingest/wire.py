@@ -6,6 +6,7 @@ work unchanged. Unknown fields are ignored (SDKs add their own metadata).
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -78,3 +79,32 @@ def field_from_validation_error(message: str) -> tuple[str, str]:
     path = where.rstrip("`")
     path = path[2:] if path.startswith("$.") else path.lstrip("$") or "body"
     return path, reason
+
+
+# Objects and lists around an event's values in the deepest body (a batch:
+# {"batch": [{"properties": ...}]}), on top of limits.max_depth for the values.
+ENVELOPE_DEPTH = 4
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_ALL_BUT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+
+
+def check_nesting(body: bytes, max_depth: int) -> None:
+    """Refuses a body nested far deeper than max_depth values allow, before any decoder
+    recurses into it: tens of thousands of levels fit under the size limit.
+
+    A guard, not the limit itself: up to twice max_depth, the checks after decoding
+    name the value that is too deep (properties.a.b...), which says more than "body".
+    """
+    most = 2 * max_depth + ENVELOPE_DEPTH
+    if body.count(b"{") + body.count(b"[") <= most:
+        return  # too few brackets to be too deep: nearly every body
+    depth = deepest = 0
+    for byte in _JSON_STRING.sub(b"", body).translate(None, _ALL_BUT_BRACKETS):
+        if byte == 0x7B or byte == 0x5B:  # { [
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+        else:
+            depth -= 1
+    if deepest > most:
+        raise InputError("body", f"nested deeper than {most} levels")
