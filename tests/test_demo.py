@@ -112,3 +112,17 @@ def test_the_signer_signs_for_the_demo_site(example_config, redis_url):
         assert httpx.post(f"{live.url}/v1/e", json=event).status_code == 200
         profile = live.profile("user:demo-ada@example.com", key="demo-secret").json()
         assert profile["traits"]["first_name"] == "Ada"
+
+
+def test_only_the_published_secret_signs():
+    from edge.http.demo import signing_site
+    from edge.runtime.config import DEMO_USER_HASH_SECRET, DemoSettings, Settings, Site
+
+    def site_for(secret: str, enabled: bool = True):
+        return signing_site(Settings(sites={"demo": Site(user_hash_secret=secret)},
+                                     demo=DemoSettings(enabled=enabled)))
+
+    assert site_for(DEMO_USER_HASH_SECRET) is not None
+    assert site_for(DEMO_USER_HASH_SECRET, enabled=False) is None
+    for secret in ("", "demo-user-hash-secret ", "gehéim-schlüssel", "x" * 64):
+        assert site_for(secret) is None, secret

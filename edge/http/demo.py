@@ -87,6 +87,7 @@ def signing_site(settings: Settings) -> Site | None:
     if not settings.demo.enabled:
         return None
     site = settings.sites.get(settings.demo.site)
-    if site is None or not hmac.compare_digest(site.user_hash_secret, DEMO_USER_HASH_SECRET):
+    if site is None or not hmac.compare_digest(site.user_hash_secret.encode(),
+                                               DEMO_USER_HASH_SECRET.encode()):
         return None
     return site
