@@ -38,6 +38,18 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     client.close()
 
 
+@pytest.fixture(scope="module")
+def module_edge(redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory
+                ) -> Iterator[LiveEdge]:
+    """One edge with the test rules for a whole module, on an emptied Redis: for property
+    tests, whose examples share it (each example uses people of its own)."""
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    with LiveEdge(write_config(tmp_path_factory.mktemp("config")), redis_server.url) as live:
+        yield live
+
+
 @pytest.fixture
 def example_config(tmp_path: Path) -> Path:
     """A copy of the shipped example configuration, safe to edit."""

@@ -5,15 +5,14 @@ bad event and sends the rest again counts every good one exactly once."""
 from __future__ import annotations
 
 import itertools
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge.store.embedded import EmbeddedRedis
-from tests.support import LiveEdge, write_config
+from tests.support import LiveEdge
 
 # (a bad event, the field the answer names below batch[i], with its anonymousId filled in)
 BAD_EVENTS: list[tuple[dict[str, Any], str]] = [
@@ -29,14 +28,9 @@ BAD_EVENTS: list[tuple[dict[str, Any], str]] = [
 runs = itertools.count()
 
 
-@pytest.fixture(scope="module")
-def live(redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory
-         ) -> Iterator[LiveEdge]:
-    client = redis.Redis.from_url(redis_server.url)
-    client.flushall()
-    client.close()
-    with LiveEdge(write_config(tmp_path_factory.mktemp("config")), redis_server.url) as edge:
-        yield edge
+@pytest.fixture
+def live(module_edge: LiveEdge) -> LiveEdge:
+    return module_edge
 
 
 def footprint(client: redis.Redis) -> tuple[int, int, int]:

@@ -10,7 +10,7 @@ kind, cart, recent lists, counters, traits) are what explain said.
 from __future__ import annotations
 
 import itertools
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge.store.embedded import EmbeddedRedis
-from tests.support import LiveEdge, write_config
+from tests.support import LiveEdge
 
 HOUR = 3_600_000
 
@@ -48,14 +48,9 @@ PATHS = {"page": "/v1/page", "track": "/v1/track", "identify": "/v1/identify"}
 people = itertools.count()
 
 
-@pytest.fixture(scope="module")
-def live(redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory
-         ) -> Iterator[LiveEdge]:
-    client = redis.Redis.from_url(redis_server.url)
-    client.flushall()
-    client.close()
-    with LiveEdge(write_config(tmp_path_factory.mktemp("config")), redis_server.url) as edge:
-        yield edge
+@pytest.fixture
+def live(module_edge: LiveEdge) -> LiveEdge:
+    return module_edge
 
 
 def _profile(live: LiveEdge, identifier: str) -> dict[str, Any]:
