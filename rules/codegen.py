@@ -64,7 +64,7 @@ RUNTIME_NAMES: dict[str, object] = {
     "_round": runtime.fn_round,
     "_days_since": runtime.fn_days_since,
     "_hours_since": runtime.fn_hours_since,
-    "_finite": runtime.is_finite_number,
+    "_summand": runtime.summand,
     "_compress": compress,
     "_NAN": math.nan,  # stands in for "not a number": every ordering with it is false
     "_E": {},  # shared empty dict standing in for "not a dict"; never written to

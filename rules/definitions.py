@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .expr_ast import Node
+from .runtime import DEFAULT_SUMMAND_BOUND
 from .yaml_source import Locator
 
 # Event types a trigger can name; "track" with no name means every track event.
@@ -56,6 +57,8 @@ class AggregateDef:
     of: Expression | None
     where: Expression | None
     origin: Origin
+    # sum only: the largest value (either sign) one event may add; larger ones are skipped
+    max_value: float = DEFAULT_SUMMAND_BOUND
 
 
 @dataclass

@@ -32,7 +32,8 @@ from .expr_ast import (
 from .lexer import ExpressionSyntaxError, tokenize
 from .outcomes import Outcome
 from .reference import Environment, evaluate, truthy
-from .runtime import score_value
+from .aggregates import distinct_key, last_value
+from .runtime import score_value, summand_problem
 
 _LOWEST_INT, _HIGHEST_INT = -(2**63), 2**63 - 1
 _OPENERS, _CLOSERS = frozenset("(["), frozenset(")]")
@@ -233,6 +234,44 @@ def explain_rules(ruleset: Any, event: dict, profile: dict, context: dict, now: 
     # Arbitration order (a rule without a score scores 0).
     rows.sort(key=lambda row: (-row["priority"], -row["score"], row["id"]))
     return rows
+
+
+def explain_aggregate_updates(ruleset: Any, event: dict) -> list[dict[str, Any]]:
+    """Each aggregate this event triggers: what it adds ("added"), or why it adds
+    nothing ("skipped"). What is added is the compiled code's answer, as ingest counts
+    it; the reasons come from the reference evaluator."""
+    added = {spec.id: value for spec, value in ruleset.aggregate_updates(event)}
+    env = Environment(event, {}, {}, 0, [], {})  # `where` and `of` read only the event
+    kind, name = _dispatch_key(event)
+    rows = []
+    for aggregate in ruleset.aggregate_definitions:
+        if not any(triggered_by(trigger, kind, name) for trigger in aggregate.triggers):
+            continue
+        row: dict[str, Any] = {"id": aggregate.id, "kind": aggregate.kind}
+        if aggregate.id in added:
+            row["added"] = added[aggregate.id]
+        else:
+            row["skipped"] = _skip_reason(aggregate, env)
+        rows.append(row)
+    return rows
+
+
+def _skip_reason(aggregate: Any, env: Environment) -> str:
+    if aggregate.where is not None and not truthy(evaluate(aggregate.where.node, env)):
+        return f"where is false: {aggregate.where.text}"
+    value = evaluate(aggregate.of.node, env) if aggregate.of is not None else None
+    where = aggregate.of.text if aggregate.of is not None else "the event"
+    if aggregate.kind == "sum":
+        problem = summand_problem(value, aggregate.max_value)
+    elif value is None:
+        problem = "the event has no value there"
+    elif (distinct_key if aggregate.kind == "distinct" else last_value)(value) is None:
+        problem = "not a value this aggregate keeps"
+    else:
+        problem = None
+    if problem is None:  # the reference evaluator would have counted it
+        return "skipped by the compiled rules; please report"
+    return f"{where}: {problem}"
 
 
 def not_triggered(ruleset: Any, event: dict) -> list[str]:

@@ -115,8 +115,9 @@ class ModuleWriter:
                 continue
             value = emitter.value(aggregate.of.node)  # type: ignore[union-attr]
             if aggregate.kind == "sum":
-                body.append(f"{INDENT}_u = {value}")
-                body.append(f"{INDENT}if _finite(_u): out.append(({spec_name}, float(_u)))")
+                bound = self.pool.literal(aggregate.max_value)
+                body.append(f"{INDENT}_u = _summand({value}, {bound})")
+                body.append(f"{INDENT}if _u is not None: out.append(({spec_name}, _u))")
             else:
                 convert = "_distinct_key" if aggregate.kind == "distinct" else "_last_value"
                 body.append(f"{INDENT}_u = {convert}({value})")

@@ -109,4 +109,5 @@ def _build(documents: list[Document], definitions: Definitions, references: Refe
         experiments=tuple(definitions.experiments),
         catalog_lists=frozenset(references.catalog),
         segments=tuple(segments),
+        aggregate_definitions=tuple(sorted(used_aggregates, key=lambda a: a.id)),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .aggregates import AggregateSpec
 from .arbitration import Arbiter, RulePlan
 from .decision import Decision
-from .definitions import ExperimentDef, PolicyDef, SegmentDef, action_templates
+from .definitions import AggregateDef, ExperimentDef, PolicyDef, SegmentDef, action_templates
 from .dispatch import DispatchTable
 
 
@@ -28,6 +28,7 @@ class Ruleset:
         experiments: tuple[ExperimentDef, ...] = (),
         catalog_lists: frozenset[str] = frozenset(),
         segments: tuple[SegmentDef, ...] = (),
+        aggregate_definitions: tuple[AggregateDef, ...] = (),
     ) -> None:
         self.version = version
         self.aggregates = aggregates
@@ -46,6 +47,8 @@ class Ruleset:
         self.catalog_lists = catalog_lists
         # The segment definitions by id (as decide() lists them), for /v1/explain.
         self.segments = segments
+        # The definitions of the aggregates kept (those of `aggregates`), for /v1/explain.
+        self.aggregate_definitions = aggregate_definitions
         # Top-level names any rule's content reads: the edge fetches catalog lists for
         # the winners' templates only when some template could read one.
         self.content_names = frozenset(

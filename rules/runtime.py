@@ -278,6 +278,44 @@ def is_finite_number(value: object) -> bool:
         return False
 
 
+# The largest value one event may add to a sum aggregate unless the aggregate says
+# otherwise (`max_value`): far beyond any real order, yet small enough that no
+# number of events can carry a sum to infinity.
+DEFAULT_SUMMAND_BOUND = 1e12
+
+
+def summand_problem(value: object, bound: float) -> str | None:
+    """Why `value` may not be added to a sum aggregate whose max_value is `bound`;
+    None when it may."""
+    if value is None:
+        return "the event has no value there"
+    if not is_number(value):
+        return f"not a number ({_json_kind(value)})"
+    if not is_finite_number(value) or abs(value) > bound:  # type: ignore[arg-type]
+        return f"beyond the aggregate's max_value of {bound:g}"
+    return None
+
+
+def summand(value: object, bound: float) -> float | None:
+    """What a sum aggregate adds for `value`: the value as a float, or None (skipped,
+    for the reason summand_problem gives)."""
+    if summand_problem(value, bound) is None:
+        return float(value)  # type: ignore[arg-type]
+    return None
+
+
+def _json_kind(value: object) -> str:
+    if value is True or value is False:
+        return "true or false"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
 def score_value(value: object) -> float:
     """A rule's score: its expression's value when that is a finite number, else 0."""
     if is_finite_number(value) and value.__class__ is not bool:

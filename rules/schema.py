@@ -15,6 +15,7 @@ from collections.abc import Callable
 import yaml
 
 from .aggregates import AGGREGATE_KINDS, window_problem
+from .runtime import DEFAULT_SUMMAND_BOUND
 from .content import ContentCompiler, TemplateProblem
 from .content_refs import aggregate_references, name_problems
 from .definitions import (
@@ -46,7 +47,7 @@ from .schema_actions import ActionReader
 from .yaml_source import Entries, Locator, SourceText, node_position, scalar_value
 
 TOP_LEVEL_KEYS = ("aggregates", "segments", "rules", "experiments", "policy")
-AGGREGATE_KEYS = (*AGGREGATE_KINDS, "of", "where", "window", "description")
+AGGREGATE_KEYS = (*AGGREGATE_KINDS, "of", "where", "window", "max_value", "description")
 SEGMENT_KEYS = ("id", "when", "description")
 RULE_KEYS = ("id", "on", "when", "priority", "actions", "description", "score", "group", "cap",
              "experiment", "variant", "schedule", "purpose")
@@ -271,18 +272,37 @@ class _DocumentReader:
         elif not self.missing(node, entries, "of", what):
             of = self.field_path(entries["of"][1])
         where = self.expression(entries["where"][1], "where") if "where" in entries else None
+        max_value = self.max_value(entries, kind)
         complete = aggregate_id is not None and triggers is not None and window_ms is not None
         complete = (
             complete
             and (kind == "count" or of is not None)
             and ("where" not in entries or where is not None)
+            and max_value is not None
         )
         if not complete:
             self.unbuilt([where, of], "filter")
             return
         self.into.aggregates.append(
-            AggregateDef(aggregate_id, kind, triggers, window_ms, of, where, self.origin(key_node))  # type: ignore[arg-type]
+            AggregateDef(aggregate_id, kind, triggers, window_ms, of, where,  # type: ignore[arg-type]
+                         self.origin(key_node), max_value)
         )
+
+    def max_value(self, entries: Entries, kind: str) -> float | None:
+        """A sum's bound on what one event may add (DEFAULT_SUMMAND_BOUND unless given)."""
+        if "max_value" not in entries:
+            return DEFAULT_SUMMAND_BOUND
+        key_node, node = entries["max_value"]
+        if kind != "sum":
+            self.report(key_node, f"max_value bounds a sum aggregate; a {kind} aggregate takes none")
+            return None
+        value = scalar_value(node) if isinstance(node, yaml.ScalarNode) else None
+        # Past 1e15 a float no longer keeps cents exact.
+        if value.__class__ not in (int, float) or not 0 < value <= 1e15:  # type: ignore[operator]
+            self.report(node, "max_value must be a number above 0 and at most 1e15, "
+                              "such as 10000 or 1.0e9")
+            return None
+        return float(value)  # type: ignore[arg-type]
 
     def unbuilt(self, expressions: list[Expression | None], place: str) -> None:
         self.into.unbuilt.extend(

@@ -23,6 +23,8 @@ BAD_EVENTS: list[tuple[dict[str, Any], str]] = [
     ({"type": "track"}, "event"),
     ({"type": "alias", "userId": "u"}, "previousId"),
     ({"type": "track", "event": "E", "timestamp": "yesterday"}, "timestamp"),
+    ({"type": "track", "event": "Order Completed", "properties": {"revenue": "12abc"}},
+     "properties.revenue"),
     ({"type": "identify", "traits": {"a": {"b": {"c": {"d": {"e": {}}}}}}}, "traits.a.b.c.d.e"),
 ]
 runs = itertools.count()

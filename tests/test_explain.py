@@ -32,7 +32,10 @@ EXPLAIN_RULES = """
 aggregates:
   views_7d: { count: Product Viewed, window: 7d }
   spend_30d: { sum: Order Completed, of: properties.revenue, window: 30d }
+  tips_30d: { sum: Tip Given, of: properties.amount, window: 30d, max_value: 1000 }
 segments:
+  - id: tipper
+    when: aggregates.tips_30d > 0
   - id: viewer
     when: aggregates.views_7d >= 2
   - id: gold
@@ -298,6 +301,33 @@ def test_anonymous_profiles_keep_their_expiry(live: LiveEdge, redis_client):
     rules = by_id(body["rules"])
     assert rules["morning"]["outcome"] == "fired"  # in Tokyo it is 09:00
     assert body["decision"]["slots"]["morning"]["html"] == "good morning"
+
+
+def test_what_a_sum_skips_is_explained_with_its_reason(live: LiveEdge):
+    live.post("/v1/identify", {"userId": "tia"})
+    for amount, update in (
+            ("12abc", {"skipped": "properties.amount: not a number (text)"}),
+            (True, {"skipped": "properties.amount: not a number (true or false)"}),
+            (5000, {"skipped": "properties.amount: beyond the aggregate's max_value of 1000"}),
+            (None, {"skipped": "properties.amount: the event has no value there"}),
+            (-1000, {"added": -1000.0}),
+            (12, {"added": 12.0})):
+        body = explain(live, "user:tia", {"type": "track", "event": "Tip Given",
+                                          "properties": {"amount": amount}}).json()
+        assert body["aggregate_updates"] == [{"id": "tips_30d", "kind": "sum", **update}], amount
+        assert body["aggregates"]["tips_30d"] == update.get("added", 0)
+        answer = live.post("/v1/track", {"userId": "tia", "event": "Tip Given",
+                                         "properties": {"amount": amount}, "messageId": f"t{amount}"})
+        assert answer.status_code == 200, answer.text
+        assert (("tipper" in answer.json()["segments"]) == (update.get("added", 0) > 0)), amount
+        live.clock.advance(31 * 86_400_000)  # out of the window again
+    order = explain(live, "user:tia", {"type": "track", "event": "Order Completed",
+                                       "properties": {"revenue": 20}}).json()
+    assert order["aggregate_updates"] == []  # spend_30d: no rule reads it, so none is kept
+    # The spec's own amounts are refused rather than skipped (see tests/test_amounts.py).
+    refused = explain(live, "user:tia", {"type": "track", "event": "Order Completed",
+                                         "properties": {"revenue": "12abc"}})
+    assert refused.status_code == 400 and refused.json()["field"] == "event.properties.revenue"
 
 
 def test_explain_is_documented(live: LiveEdge):

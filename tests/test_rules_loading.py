@@ -231,6 +231,39 @@ def test_window_problems() -> None:
     assert problems[4].message == "invalid window '60'; use a duration such as 60m, 12h or 7d"
 
 
+def test_max_value_problems() -> None:
+    problems = problems_of(
+        """\
+        aggregates:
+          views: { count: page, window: 1d, max_value: 5 }
+          words: { sum: Order Completed, of: properties.revenue, window: 1d, max_value: lots }
+          zero:  { sum: Order Completed, of: properties.revenue, window: 1d, max_value: 0 }
+          huge:  { sum: Order Completed, of: properties.revenue, window: 1d, max_value: 1.0e16 }
+        """
+    )
+    assert [(p.line, p.column, p.message) for p in problems] == [
+        (2, 37, "max_value bounds a sum aggregate; a count aggregate takes none"),
+        *[(line, column, "max_value must be a number above 0 and at most 1e15, "
+                         "such as 10000 or 1.0e9") for line, column in ((3, 81), (4, 81), (5, 81))],
+    ]
+
+
+def test_a_sum_skips_what_is_beyond_its_max_value() -> None:
+    ruleset = load("""
+aggregates:
+  tips: { sum: Tip Given, of: properties.amount, window: 1d, max_value: 100 }
+segments:
+  - id: tipper
+    when: aggregates.tips > 0
+""")
+    def added(amount: object) -> list:
+        event = {"type": "track", "event": "Tip Given", "properties": {"amount": amount}}
+        return [value for _, value in ruleset.aggregate_updates(event)]
+
+    assert added(100) == [100.0] and added(-100) == [-100.0] and added(99.5) == [99.5]
+    assert added(100.01) == [] and added(-101) == [] and added("50") == []
+
+
 def test_bucket_sizes_and_window_limits() -> None:
     assert bucket_ms_for(60_000) == 60_000
     assert bucket_ms_for(2 * 3_600_000) == 60_000
@@ -472,11 +505,16 @@ def test_aggregate_updates_for_matching_and_other_events() -> None:
         (None, None),
         (float("inf"), None),
         (float("nan"), None),
-        (2**80, 2.0**80),
+        (2**80, None),
         (10**400, None),
+        (1e12, 1e12),  # the default max_value, either sign
+        (-1e12, -1e12),
+        (1.0000001e12, None),
+        (1.7e308, None),
+        ("12abc", None),
     ],
 )
-def test_sum_takes_finite_numbers_only(value: object, expected: float | None) -> None:
+def test_sum_takes_bounded_numbers_only(value: object, expected: float | None) -> None:
     ruleset = load(SHOP)
     updates = ruleset.aggregate_updates(
         {"type": "track", "event": "Order Completed", "properties": {"revenue": value}}

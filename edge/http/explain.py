@@ -30,8 +30,8 @@ from edge.ingest.normalize import Incoming, normalize
 from edge.pipeline.rulebook import ActiveRules
 from edge.http.state import EdgeState
 from edge.ingest.wire import EVENT_TYPES, Event, InputError
-from rules.explain import (aggregate_kinds, cap_usage, explain_rules, explain_segments,
-                           json_safe, not_triggered)
+from rules.explain import (aggregate_kinds, cap_usage, explain_aggregate_updates, explain_rules,
+                           explain_segments, json_safe, not_triggered)
 
 SCOPE = "profiles:read"
 AGGREGATES_NOTE = ("aggregates include this event, counted by the event script as ingest "
@@ -139,6 +139,7 @@ async def _explanation(state: EdgeState, active: ActiveRules, profile: dict[str,
         "caps": cap_usage(ruleset, profile["deliveries"], now, [row["id"] for row in rules]),
         "aggregates": profile["aggregates"],
         "aggregates_note": AGGREGATES_NOTE,
+        "aggregate_updates": explain_aggregate_updates(ruleset, event),
         "context": context,
         "notes": notes,
     })  # type: ignore[return-value]

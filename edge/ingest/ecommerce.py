@@ -13,11 +13,30 @@ from typing import Any
 
 import orjson
 
+from edge.ingest.wire import InputError
+
 PRODUCT_VIEWED = "Product Viewed"
 PRODUCT_ADDED = "Product Added"
 PRODUCT_REMOVED = "Product Removed"
 ORDER_COMPLETED = "Order Completed"
 CART_CLEARED = "Cart Cleared"
+
+# The events of the E-commerce v2 spec, whose numeric properties it defines.
+ECOMMERCE_EVENTS = frozenset({
+    "Products Searched", "Product List Viewed", "Product List Filtered", "Promotion Viewed",
+    "Promotion Clicked", "Product Clicked", PRODUCT_VIEWED, PRODUCT_ADDED, PRODUCT_REMOVED,
+    "Cart Viewed", CART_CLEARED, "Checkout Started", "Checkout Step Viewed",
+    "Checkout Step Completed", "Payment Info Entered", "Order Updated", ORDER_COMPLETED,
+    "Order Refunded", "Order Cancelled", "Coupon Entered", "Coupon Applied", "Coupon Denied",
+    "Coupon Removed", "Product Added to Wishlist", "Product Removed from Wishlist",
+    "Wishlist Product Added to Cart", "Product Shared", "Cart Shared", "Product Reviewed"})
+# Segment's Track spec reserves `revenue` and `value` as numbers on every track call;
+# the e-commerce spec adds these on its own events (and price and quantity on each of
+# an order's products). Text there ("12abc", "12.50") would be summed as something it
+# is not, so it is refused rather than guessed at.
+TRACK_AMOUNTS = ("revenue", "value")
+ECOMMERCE_AMOUNTS = ("total", "subtotal", "shipping", "tax", "discount", "price", "quantity")
+PRODUCT_AMOUNTS = ("price", "quantity")
 
 ITEM_FIELDS = ("name", "price", "currency", "category", "brand", "url", "image_url", "variant")
 
@@ -28,6 +47,36 @@ class CartChange:
     product_id: str = ""
     item_json: bytes = b""
     quantity: int = 1
+
+
+def amount_problem(value: Any, bound: float) -> str | None:
+    """Why `value` cannot be one of the spec's amounts; None when it can (or is absent)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "must be a number (Segment's spec), not " + (
+            "text" if isinstance(value, str) else type(value).__name__)
+    if not -bound <= value <= bound:
+        return f"must be within ±{bound:g} (limits.max_amount)"
+    return None
+
+
+def check_amounts(event_name: str, properties: dict[str, Any], path: str, bound: float) -> None:
+    """Raises InputError naming the first of the spec's amounts that is not a bounded number."""
+    fields = TRACK_AMOUNTS + ECOMMERCE_AMOUNTS if event_name in ECOMMERCE_EVENTS else TRACK_AMOUNTS
+    for key in fields:
+        problem = amount_problem(properties.get(key), bound)
+        if problem is not None:
+            raise InputError(f"{path}.{key}", problem)
+    products = properties.get("products") if event_name in ECOMMERCE_EVENTS else None
+    if isinstance(products, list):
+        for index, item in enumerate(products):
+            if not isinstance(item, dict):
+                continue
+            for key in PRODUCT_AMOUNTS:
+                problem = amount_problem(item.get(key), bound)
+                if problem is not None:
+                    raise InputError(f"{path}.products[{index}].{key}", problem)
 
 
 def product_id_of(properties: dict[str, Any]) -> str:

@@ -264,6 +264,7 @@ def normalize(event: Event, caller: Caller, limits: Limits, received_ms: int,
         _split_traits(traits, incoming, f"{prefix}traits")
     elif kind == "track":
         name = event.event or ""
+        ecommerce.check_amounts(name, properties, f"{prefix}properties", limits.max_amount)
         shop = ecommerce.shop_change(name, properties)
         if shop is not ecommerce.NO_CHANGE:
             incoming.product, incoming.category, incoming.cart = shop.product, shop.category, shop.cart

@@ -14,6 +14,7 @@ import msgspec
 import yaml
 
 from rules.definitions import CHANNELS, PURPOSES
+from rules.runtime import DEFAULT_SUMMAND_BOUND
 
 CONSENT_NAMES = (*PURPOSES, *CHANNELS)
 
@@ -51,6 +52,8 @@ class Limits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_properties: int = 200
     max_string_length: int = 8192
     max_id_length: int = 256
+    # The largest amount (revenue, price, quantity, ...) an event may carry, either sign.
+    max_amount: float = DEFAULT_SUMMAND_BOUND
 
 
 class ProfileLimits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
