@@ -92,7 +92,8 @@ def create_app(settings: Settings, redis_url: str, clock: Any = None) -> IngestF
     pipeline = Pipeline(store, rulebook, metrics, clock or SystemClock(), catalog_store)
     origins = frozenset(o for site in settings.sites.values() for o in site.origins)
     state = EdgeState(settings, KeyRing(settings), client, store, rulebook, pipeline, metrics,
-                      origins, catalog=catalog_store)
+                      origins, catalog=catalog_store,
+                      own_pages_site=settings.demo.site if settings.demo.enabled else None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -57,6 +57,7 @@ EXPERIMENT_KEYS = ("id", "salt", "variants", "control", "description")
 POLICY_KEYS = ("max_messages", "caps", "channel_order", "quiet_hours")
 MAX_CAP = 1_000  # deliveries one cap may allow: the timestamps are kept per person
 
+_EXPONENT_NUMBER = re.compile(r"[0-9]+(\.[0-9]*)?[eE][-+]?[0-9]+")
 # Aggregate ids appear in dotted paths (aggregates.views_7d), so they are identifiers.
 AGGREGATE_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 # Rule and segment ids are only ever quoted, so they may also use - . and :
@@ -297,10 +298,12 @@ class _DocumentReader:
             self.report(key_node, f"max_value bounds a sum aggregate; a {kind} aggregate takes none")
             return None
         value = scalar_value(node) if isinstance(node, yaml.ScalarNode) else None
+        if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value):
+            value = float(value)  # 1e9: a number in YAML 1.2, text to YAML 1.1's rules
         # Past 1e15 a float no longer keeps cents exact.
         if value.__class__ not in (int, float) or not 0 < value <= 1e15:  # type: ignore[operator]
             self.report(node, "max_value must be a number above 0 and at most 1e15, "
-                              "such as 10000 or 1.0e9")
+                              "such as 10000 or 1e9")
             return None
         return float(value)  # type: ignore[arg-type]
 

@@ -126,3 +126,44 @@ def test_only_the_published_secret_signs():
     assert site_for(DEMO_USER_HASH_SECRET, enabled=False) is None
     for secret in ("", "demo-user-hash-secret ", "gehéim-schlüssel", "x" * 64):
         assert site_for(secret) is None, secret
+
+
+def _page_view(live: LiveEdge, origin: str, host: str | None = None) -> httpx.Response:
+    headers = {"Origin": origin, **({"Host": host} if host else {})}
+    return live.http.post("/v1/e", content=b'{"writeKey": "demo", "type": "page", "anonymousId": "v-port"}',
+                          headers={**headers, "Content-Type": "text/plain"})
+
+
+def test_the_demo_pages_use_the_demo_key_on_any_port(example_config, redis_url):
+    """The example origins name port 8000; the shop the edge serves on any other port
+    (here a free one) still uses the demo key, from the edge's own origin only."""
+    with LiveEdge(example_config, redis_url) as live:
+        assert live.port != 8000
+        own = f"http://127.0.0.1:{live.port}"
+        assert _page_view(live, own).status_code == 200
+        assert _page_view(live, f"http://localhost:{live.port}", f"localhost:{live.port}").status_code == 200
+        assert _page_view(live, "http://127.0.0.1:8000").status_code == 200  # listed in origins
+        for origin in ("http://evil.test", f"http://evil.test:{live.port}", "http://127.0.0.1:1",
+                       f"https://127.0.0.1:{live.port}.evil.test", "null"):
+            refused = _page_view(live, origin)
+            assert refused.status_code == 403, origin
+            assert refused.json()["reason"].startswith(f"the origin {origin} is not among"), refused.text
+            # readable by the page, so the snippet can say why on the console
+            assert refused.headers["access-control-allow-origin"] == origin
+
+
+def test_only_the_demo_site_is_served_from_the_edge_s_origin(example_config, redis_url):
+    def second_site(settings):
+        settings["sites"]["other"] = {"name": "Other", "write_keys": ["other-key"],
+                                      "origins": ["https://other.test"]}
+    _edit(example_config, second_site)
+    with LiveEdge(example_config, redis_url) as live:
+        own = f"http://127.0.0.1:{live.port}"
+        body = b'{"writeKey": "other-key", "type": "page", "anonymousId": "v-other"}'
+        answer = live.http.post("/v1/e", content=body, headers={"Origin": own, "Content-Type": "text/plain"})
+        assert answer.status_code == 403
+        assert _page_view(live, own).status_code == 200
+    _edit(example_config, lambda s: s.update(demo={"enabled": False, "site": "demo"}))
+    with LiveEdge(example_config, redis_url) as live:
+        assert _page_view(live, f"http://127.0.0.1:{live.port}").status_code == 403
+        assert _page_view(live, "http://127.0.0.1:8000").status_code == 200

@@ -244,7 +244,7 @@ def test_max_value_problems() -> None:
     assert [(p.line, p.column, p.message) for p in problems] == [
         (2, 37, "max_value bounds a sum aggregate; a count aggregate takes none"),
         *[(line, column, "max_value must be a number above 0 and at most 1e15, "
-                         "such as 10000 or 1.0e9") for line, column in ((3, 81), (4, 81), (5, 81))],
+                         "such as 10000 or 1e9") for line, column in ((3, 81), (4, 81), (5, 81))],
     ]
 
 
@@ -252,16 +252,18 @@ def test_a_sum_skips_what_is_beyond_its_max_value() -> None:
     ruleset = load("""
 aggregates:
   tips: { sum: Tip Given, of: properties.amount, window: 1d, max_value: 100 }
+  big:  { sum: Tip Given, of: properties.amount, window: 1d, max_value: 1e3 }
 segments:
   - id: tipper
-    when: aggregates.tips > 0
+    when: aggregates.tips > 0 and aggregates.big > 0
 """)
-    def added(amount: object) -> list:
+    def added(amount: object) -> dict:
         event = {"type": "track", "event": "Tip Given", "properties": {"amount": amount}}
-        return [value for _, value in ruleset.aggregate_updates(event)]
+        return {spec.id: value for spec, value in ruleset.aggregate_updates(event)}
 
-    assert added(100) == [100.0] and added(-100) == [-100.0] and added(99.5) == [99.5]
-    assert added(100.01) == [] and added(-101) == [] and added("50") == []
+    assert added(100) == {"big": 100.0, "tips": 100.0} and added(-100)["tips"] == -100.0
+    assert added(100.01) == {"big": 100.01} and added(-1000) == {"big": -1000.0}
+    assert added(1001) == {} and added("50") == {}
 
 
 def test_bucket_sizes_and_window_limits() -> None:

@@ -30,14 +30,22 @@ def _authenticate(headers: dict[str, str], state: EdgeState, body_key: str | Non
     caller = state.keyring.authenticate(headers.get("authorization"), body_key)
     if not caller.is_public and not caller.may("ingest"):
         raise AuthError(403, "the key lacks scope 'ingest'")
-    if not origin_allowed(caller, headers.get("origin")):
-        raise AuthError(403, "this origin may not use this write key")
+    origin = headers.get("origin")
+    if not origin_allowed(caller, origin, headers.get("host"), state.own_pages_site):
+        raise AuthError(403, f"the origin {origin[:200]} is not among the origins of this write key's "
+                             "site (its origins in kairos.yaml)")
     return caller
 
 
+REFUSALS = frozenset({401, 403})
+
+
 def _cors(headers: dict[str, str], state: EdgeState, response: Response) -> Response:
+    """Lets the browser read the answer: every answer for an allowed origin, and a refused
+    key or origin for any origin, so the snippet can say why nothing works (a refusal
+    carries nothing but its reason)."""
     origin = headers.get("origin")
-    if origin and origin in state.allowed_origins:
+    if origin and (origin in state.allowed_origins or response.status_code in REFUSALS):
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Access-Control-Allow-Credentials"] = "true"
         response.headers["Vary"] = "Origin"

@@ -27,6 +27,8 @@ class EdgeState:
     metrics: Metrics
     allowed_origins: frozenset[str] = field(default_factory=frozenset)
     catalog: CatalogStore | None = None
+    # The site whose key the edge's own pages (the demo shop) use from the edge's origin.
+    own_pages_site: str | None = None
     # How long one event, and one batch, may wait on Redis before the caller gets 503.
     event_deadline: Deadline = field(init=False)
     batch_deadline: Deadline = field(init=False)

@@ -102,15 +102,27 @@ def key_from_header(authorization: str | None) -> str | None:
     return None
 
 
-def origin_allowed(caller: Caller, origin: str | None) -> bool:
+def origin_allowed(caller: Caller, origin: str | None, host: str | None = None,
+                   own_pages_site: str | None = None) -> bool:
     """A browser sends Origin; a page on another site may not use this site's key.
 
     Requests without Origin (apps, servers) are allowed: an origin check only
-    protects against other web pages, which always send one.
+    protects against other web pages, which always send one. The pages the edge
+    serves itself (the demo shop) use the key of `own_pages_site` from the edge's
+    own origin, the one the request's Host names, whatever host and port the edge
+    is reached at: a browser sets both headers, so another page cannot pass for one
+    of them.
     """
-    if origin is None or not caller.is_public:
+    if origin is None or not caller.is_public or origin in caller.site.origins:
         return True
-    return origin in caller.site.origins
+    return (own_pages_site is not None and caller.site_id == own_pages_site
+            and host is not None and same_host(origin, host))
+
+
+def same_host(origin: str, host: str) -> bool:
+    """Whether an Origin (scheme://host[:port]) names the host[:port] of a Host header."""
+    _scheme, separator, authority = origin.partition("://")
+    return bool(separator) and authority.lower() == host.lower()
 
 
 def user_hash(secret: str, user_id: str) -> str:

@@ -6,7 +6,9 @@
 // writeKey inside: a CORS "simple" request, no preflight. Batched events go
 // through the stored outbox (retry.js) and leave it only once the edge has
 // answered; a failure that may pass (network, 429, 5xx) is retried with
-// exponential backoff, any other 4xx is dropped since it cannot succeed.
+// exponential backoff, any other 4xx is dropped since it cannot succeed. A
+// refused write key or origin (401, 403) is said once on the console, with the
+// edge's reason: otherwise a site owner sees only that nothing happens.
 
 import { backoff } from './retry.js';
 import { safe } from './util.js';
@@ -19,7 +21,7 @@ export const verdict = (status) =>
   status > 199 && status < 300 ? 'ok' : !status || status === 429 || status > 499 ? 'retry' : 'drop';
 
 /**
- * win: {fetch, navigator: {sendBeacon, onLine}, setTimeout, clearTimeout};
+ * win: {fetch, navigator: {sendBeacon, onLine}, setTimeout, clearTimeout, console};
  * store: the outbox (retry.js); now and random: clock and dice.
  */
 export function createTransport(win, url, key, store, now = Date.now, random = Math.random) {
@@ -30,6 +32,7 @@ export function createTransport(win, url, key, store, now = Date.now, random = M
   let retryAt = 0;
   let attempt = 0;
   let busy = false;
+  let told = 0;
 
   /** The request body; sets sentAt on the events. One event goes as itself, several as a batch. */
   const body = (events, single) => {
@@ -44,7 +47,14 @@ export function createTransport(win, url, key, store, now = Date.now, random = M
       .then(() => win.fetch(url + path, { method: 'POST', body: data, credentials: 'include', keepalive: data.length < 60000 }))
       .then((r) => {
         const v = verdict(r.status);
-        return v === 'ok' ? r.json().then((j) => [v, j], () => [v, {}]) : [v];
+        return r
+          .json()
+          .catch(() => ({}))
+          .then((j) => {
+            // The first 401 or 403: the edge's reason on the console, once per page.
+            told || (r.status - 401) * (r.status - 403) || safe(() => win.console.warn('Kairos refused:', (told = r.status), j.reason));
+            return v === 'ok' ? [v, j] : [v];
+          });
       })
       .catch(() => ['retry']);
 

@@ -15,7 +15,7 @@ let seq = 0;
 const ev = (type = 'track') => ({ type, messageId: 'm' + ++seq, anonymousId: 'a1', event: 'E', properties: {} });
 
 /** A transport over fakes. status: a number, or a function (url, call number) → status, or 'network'. */
-function setup({ status = 200, body = { success: true }, beacon = true, online = true } = {}) {
+function setup({ status = 200, body = { success: true }, beacon = true, online = true, console: log } = {}) {
   const timers = fakeTimers();
   let n = 0;
   const fetch = fakeFetch((url) => {
@@ -32,7 +32,7 @@ function setup({ status = 200, body = { success: true }, beacon = true, online =
       return beacon;
     },
   };
-  const win = { fetch, navigator: nav, setTimeout: timers.setTimeout, clearTimeout: timers.clearTimeout };
+  const win = { fetch, navigator: nav, setTimeout: timers.setTimeout, clearTimeout: timers.clearTimeout, console: log };
   const storage = memStorage();
   const store = createRetryStore(storage);
   const t = createTransport(win, URL_, 'KEY', store, () => timers.clock.now, () => 1);
@@ -184,6 +184,29 @@ test('a dropped page view resolves with no answer and is not kept', async () => 
   const { t, store } = setup({ status: 401 });
   assert.equal(await t.send(ev('page')), null);
   assert.deepEqual(store.all(), []);
+});
+
+test('a refused key or origin is said once on the console, with the edge\'s reason', async () => {
+  const warnings = [];
+  const body = { success: false, error: 'forbidden', reason: 'the origin http://x:9 is not among the origins' };
+  const { t, timers } = setup({ status: 403, body, console: { warn: (...args) => warnings.push(args) } });
+  await t.send(ev('page'));
+  t.push(ev());
+  t.flush();
+  await t.send(ev('page'));
+  await run(timers, 120000);
+  assert.deepEqual(warnings, [['Kairos refused:', 403, 'the origin http://x:9 is not among the origins']]);
+});
+
+test('other drops, and a page without a console, say nothing and break nothing', async () => {
+  const warnings = [];
+  const quiet = setup({ status: 400, console: { warn: (text) => warnings.push(text) } });
+  await quiet.t.send(ev('page'));
+  await run(quiet.timers);
+  assert.deepEqual(warnings, []);
+  const bare = setup({ status: 401, body: null });
+  assert.equal(await bare.t.send(ev('page')), null);
+  await run(bare.timers);
 });
 
 test('offline: nothing is tried; coming back online sends what waited', async () => {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.server
+import threading
 import time
 from typing import Any
 
@@ -181,3 +183,43 @@ def test_consent_denied_leaves_no_storage_behind(page, live):
     page.goto("/t/deny")
     page.wait_for_function("window.kairos && window.kairos.l === 1")
     assert page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('kairos'))") == []
+
+
+def test_a_page_on_an_origin_the_site_does_not_allow_is_told_why_once(page, live, redis_client):
+    """The example allows the edge's own origin and port 8000; a page on another origin
+    (a server of its own on this machine: Chromium lets no public page reach a loopback
+    address) is refused, and the snippet says so on the console once, not once per event,
+    with the edge's reason."""
+    html = f"""<!doctype html><html><head><script>{stub(repr(live.url))}</script>
+        <script>kairos('track', 'A'); kairos('track', 'B');</script></head>
+        <body>{SLOT}</body></html>""".encode()
+
+    class Shop(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(html)))
+            self.end_headers()
+            self.wfile.write(html)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Shop)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    elsewhere = f"http://127.0.0.1:{server.server_port}"
+    said: list[str] = []
+    page.on("console", lambda msg: said.append(msg.text) if "Kairos" in msg.text else None)
+    refused: list[str] = []
+    page.on("response", lambda r: refused.append(r.url) if r.status == 403 else None)
+    try:
+        with page.expect_console_message(lambda msg: "Kairos" in msg.text):
+            page.goto(f"{elsewhere}/shop")
+        page.wait_for_timeout(1500)  # the batched tracks are refused too, and say nothing more
+    finally:
+        server.shutdown()
+    assert sorted(url.rsplit("/", 1)[1] for url in refused) == ["b", "e"]
+    assert said == [f"Kairos refused: 403 the origin {elsewhere} is not among the "
+                    "origins of this write key's site (its origins in kairos.yaml)"]
+    assert page.locator("#slot").inner_text() == "default hero"
+    assert stream_events(redis_client) == []
