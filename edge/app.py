@@ -10,6 +10,7 @@ import os
 from typing import Any, AsyncIterator
 
 import redis.asyncio as aioredis
+from redis.maint_notifications import MaintNotificationsConfig
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -86,7 +87,11 @@ async def openapi_document(request: Request) -> Response:
 def create_app(settings: Settings, redis_url: str, clock: Any = None) -> IngestFastPath:
     metrics = Metrics()
     rulebook = Rulebook(settings.rules_dir)
-    client = aioredis.from_url(redis_url, decode_responses=False, health_check_interval=30)
+    # Maintenance notifications (a managed service's failover hints) off: while they are
+    # on, the pool hands out connections without checking that the server still holds
+    # them, so after a Redis restart each stale pooled connection would fail a request.
+    client = aioredis.from_url(redis_url, decode_responses=False, health_check_interval=30,
+                               maint_notifications_config=MaintNotificationsConfig(enabled=False))
     store = ProfileStore(client, settings, redis_url)
     catalog_store = CatalogStore(client, settings, clock or SystemClock())
     pipeline = Pipeline(store, rulebook, metrics, clock or SystemClock(), catalog_store)

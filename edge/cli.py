@@ -107,6 +107,7 @@ def serve_command(args: argparse.Namespace) -> int:
             print(f"kairos serve: {exc}", file=sys.stderr)
             return 1
         log.info("embedded Redis on %s, data in %s", redis_url, embedded.data_dir)
+        embedded.supervise()
     metrics_dir = None
     try:
         os.environ[ENV_CONFIG] = str(Path(args.config).resolve())

@@ -15,11 +15,13 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+import httpx
 import pytest
 import redis
 
+from edge.store import streams
 from edge.store.embedded import LOCK_FILE, PORT_FILE, DataDirInUse, EmbeddedRedis, free_port
-from tests.support import write_config
+from tests.support import SECRET_KEY, basic, write_config
 from tests.test_cli import KAIROS, start_serve, stop, wait_ready
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process tree from /proc")
@@ -202,6 +204,49 @@ def test_acknowledged_writes_survive_kill_9_of_the_edge_and_a_restart(tmp_path, 
         client.close()
     finally:
         stop(process)
+
+
+def test_a_killed_embedded_redis_is_restarted_and_ingest_recovers_by_itself(tmp_path, strays):
+    """kill -9 of the embedded Redis: ingest answers 503 while it is down, then 200 again,
+    /readyz recovers, and what was acknowledged before is still there; no one steps in."""
+    data = tmp_path / "var"
+    process, url = serve(tmp_path, data)
+    auth = basic(SECRET_KEY)
+    try:
+        def track(n: int) -> int:
+            event = {"userId": "kept", "event": "Tick", "messageId": f"tick-{n}"}
+            return httpx.post(f"{url}/v1/track", json=event, headers=auth, timeout=5).status_code
+
+        assert track(0) == 200
+        first = redis_child(process.pid)
+        strays.add(first)
+        os.kill(first, signal.SIGKILL)
+        assert gone_within(first, 2.0)
+        statuses = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and statuses[-1:] != [200]:
+            statuses.append(track(len(statuses) + 1))
+            time.sleep(0.02)
+        assert statuses[0] == 503 and statuses[-1] == 200, statuses
+        assert set(statuses) == {503, 200}, statuses
+        # No request meets a connection the old server held: each is checked out afresh.
+        for _ in range(5):
+            assert httpx.get(f"{url}/readyz", timeout=5).status_code == 200
+        second = redis_child(process.pid)
+        strays.add(second)
+        assert second != first
+        assert httpx.get(f"{url}/v1/profiles/user:kept", headers=auth, timeout=5).status_code == 200
+        client = embedded_client(data)
+        ticks = [record.message_id for record in map(streams.decode, (
+            fields for _id, fields in client.xrange("kairos:events"))) if record.name == "Tick"]
+        # the one acknowledged before the kill, and the one acknowledged after the restart
+        assert ticks == ["tick-0", f"tick-{len(statuses)}"], ticks
+        client.close()
+    finally:
+        output = stop(process)
+    assert "the embedded Redis ended (exit code -9); restarting it" in output, output
+    assert "the embedded Redis is back" in output, output
+    assert gone_within(second, 2.0)  # the restarted server ends with serve too
 
 
 def test_a_write_is_in_the_append_only_file_before_redis_answers(tmp_path):

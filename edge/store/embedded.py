@@ -12,6 +12,11 @@ SIGTERM when its parent dies (PR_SET_PDEATHSIG, armed by a small leash that
 then execs redis-server); elsewhere the leash stays as redis-server's parent
 and stops it within half a second of noticing the edge is gone.
 
+`supervise()` restarts the server whenever it ends without being asked to (a
+crash, an OOM kill, `kill -9`), on the same port and the same files, so the
+edge's clients reconnect by themselves and /readyz recovers without anyone
+stepping in; while it is down, ingest answers 503 as with any unreachable Redis.
+
 Persistence, when `persistent`: an append-only file with `appendfsync
 everysec`. Redis writes each command to the file before it answers, so an
 acknowledged write survives the edge or Redis being killed; only a crash of the
@@ -22,13 +27,22 @@ from __future__ import annotations
 
 import fcntl
 import importlib.util
+import logging
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+
+log = logging.getLogger("kairos")
+
+# After the server ends by itself: the first restart waits this long, each failed
+# one twice as long as the one before, up to the cap.
+RESTART_DELAY_S = 0.5
+RESTART_DELAY_CAP_S = 8.0
 
 
 def redis_server_binary() -> str:
@@ -95,6 +109,11 @@ def _answers_ping(port: int) -> bool:
         return False
 
 
+def _close_stderr(process: subprocess.Popen[bytes]) -> None:
+    if process.stderr:
+        process.stderr.close()
+
+
 class DataDirInUse(RuntimeError):
     """Another process's embedded Redis serves this data folder."""
 
@@ -121,6 +140,11 @@ class EmbeddedRedis:
         self.persistent = persistent
         self._process: subprocess.Popen[bytes] | None = None
         self._lock: int | None = None
+        # Held while the process is started, restarted or stopped.
+        self._changing = threading.Lock()
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
+        self.restarts = 0
 
     @property
     def pid(self) -> int:
@@ -143,12 +167,51 @@ class EmbeddedRedis:
 
     def start(self, timeout_s: float = 10.0) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._stopping.clear()
         self._take_lock()
         try:
-            return self._start(timeout_s)
+            with self._changing:
+                return self._start(timeout_s)
         except BaseException:
             self.stop()
             raise
+
+    def supervise(self) -> None:
+        """Restarts the server, from a thread of this process, whenever it ends before
+        stop(). The thread lives until stop(): on Linux a server it restarted ends with
+        it (see the class's note on threads)."""
+        if self._supervisor is None:
+            self._supervisor = threading.Thread(target=self._watch, name="embedded-redis",
+                                                daemon=True)
+            self._supervisor.start()
+
+    def _watch(self) -> None:
+        while not self._stopping.is_set():
+            process = self._process
+            if process is None:
+                return
+            code = process.wait()
+            delay = RESTART_DELAY_S
+            while not self._stopping.wait(delay):
+                log.warning("the embedded Redis ended (exit code %s); restarting it on port %s",
+                            code, self.port)
+                with self._changing:
+                    if self._stopping.is_set():
+                        return
+                    _close_stderr(process)
+                    try:
+                        self._start(timeout_s=10.0)
+                    except Exception as exc:  # noqa: BLE001 - this thread must live on: see supervise()
+                        log.error("the embedded Redis did not restart: %s", exc)
+                        delay = min(delay * 2, RESTART_DELAY_CAP_S)
+                        process = self._process or process
+                        if process.poll() is None:  # started but never answered
+                            process.kill()
+                            process.wait()
+                        continue
+                self.restarts += 1
+                log.warning("the embedded Redis is back on port %s", self.port)
+                break
 
     def _take_lock(self) -> None:
         path = self.data_dir / LOCK_FILE
@@ -205,21 +268,26 @@ class EmbeddedRedis:
         raise RuntimeError(f"redis-server did not answer on port {self.port} within {timeout_s}s")
 
     def stop(self) -> None:
-        if self._process is not None:
-            (self.data_dir / PORT_FILE).unlink(missing_ok=True)
-        if self._process and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-        if self._process is not None and self._process.stderr:
-            self._process.stderr.close()
-        self._process = None
-        if self._lock is not None:
-            os.close(self._lock)
-            self._lock = None
+        self._stopping.set()
+        with self._changing:
+            if self._process is not None:
+                (self.data_dir / PORT_FILE).unlink(missing_ok=True)
+            if self._process and self._process.poll() is None:
+                self._process.terminate()
+                try:
+                    self._process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self._process.kill()
+                    self._process.wait()
+            if self._process is not None:
+                _close_stderr(self._process)
+            self._process = None
+            if self._lock is not None:
+                os.close(self._lock)
+                self._lock = None
+        if self._supervisor is not None and self._supervisor is not threading.current_thread():
+            self._supervisor.join(timeout=10)
+        self._supervisor = None
 
     def __enter__(self) -> "EmbeddedRedis":
         self.start()
