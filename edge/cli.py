@@ -74,13 +74,20 @@ def check_command(config_dir: str) -> int:
     problems = rules.check_documents(documents)
     for problem in problems:
         print(problem, file=sys.stderr)
-    if problems:
-        print(f"{len(problems)} problem(s) found", file=sys.stderr)
+    warnings = sum(problem.warning for problem in problems)
+    errors = len(problems) - warnings
+    if errors:
+        print(f"{_count(errors, 'error')} and {_count(warnings, 'warning')} found", file=sys.stderr)
         return 1
     ruleset = rules.load_ruleset(documents)
     print(f"ok: {len(documents)} rule file(s), {ruleset.rule_count} rules, "
-          f"{ruleset.segment_count} segments, {len(ruleset.aggregates)} aggregates maintained")
+          f"{ruleset.segment_count} segments, {len(ruleset.aggregates)} aggregates maintained"
+          + (f"; {_count(warnings, 'warning')}" if warnings else ""))
     return 0
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def serve_command(args: argparse.Namespace) -> int:

@@ -10,14 +10,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .expr_ast import Binary, Call, Literal, Member, Name, Node, walk
+from .explain import unparse
+from .expr_ast import (COMPARISON_OPS, Binary, Call, ListLit, Literal, Logical, Member, Name,
+                       Node, Unary, walk)
 from .names import (
     AGGREGATE_ROOTS,
     ALL_ROOTS,
     CATALOG_LISTS,
     CLOCK_FUNCTIONS,
     FUNCTION_ARITY,
+    FUNCTION_KINDS,
+    KNOWN_FIELD_KINDS,
     LOCAL_FIELDS,
+    ZERO_DEFAULT_KINDS,
 )
 
 
@@ -36,6 +41,9 @@ class Findings:
     """Problems (offset, message) plus what the expression refers to."""
 
     problems: list[tuple[int, str]] = field(default_factory=list)
+    # Comparisons whose outcome the kinds of their sides settle: valid code (it runs, and
+    # the language defines the answer), but a rule file that holds one has a slip in it.
+    settled: list[tuple[int, str]] = field(default_factory=list)
     aggregates: set[str] = field(default_factory=set)
     segments: set[str] = field(default_factory=set)
     catalog: set[str] = field(default_factory=set)  # catalog lists named
@@ -55,7 +63,78 @@ def analyse(node: Node, scope: Scope) -> Findings:
             _check_call(current, scope, findings)
         elif isinstance(current, Binary):
             _note_segment_reference(current, scope, findings)
+            _check_comparison(current, scope, findings)
     return findings
+
+
+# -- comparisons that can never hold ----------------------------------------------------------
+ORDERINGS = frozenset({"<", "<=", ">", ">="})
+# What each kind is called in messages.
+KIND_WORDS = {"number": "a number", "text": "text", "bool": "a boolean", "null": "null",
+              "list": "a list"}
+
+
+def static_kind(node: Node, scope: Scope) -> str | None:
+    """What a node's value always is, where that is known without running it: "number",
+    "text", "bool", "null" or "list"; None when it depends on the data."""
+    if isinstance(node, Literal):
+        value = node.value
+        if value is None:
+            return "null"
+        if value is True or value is False:
+            return "bool"
+        return "number" if isinstance(value, (int, float)) else "text"
+    if isinstance(node, ListLit):
+        return "list"
+    if isinstance(node, Name):
+        return "number" if node.name == "now" else ("list" if node.name == "segments" else None)
+    if isinstance(node, Member) and isinstance(node.target, Name) and isinstance(node.key, Literal):
+        root, key = node.target.name, node.key.value
+        if root in AGGREGATE_ROOTS:
+            return "number" if scope.aggregates.get(key) in ZERO_DEFAULT_KINDS else None  # type: ignore[arg-type]
+        return KNOWN_FIELD_KINDS.get((root, key))  # type: ignore[arg-type]
+    if isinstance(node, Call):
+        return FUNCTION_KINDS.get(node.name)
+    if isinstance(node, Unary) and node.op == "not":
+        return "bool"
+    if isinstance(node, Logical) or (isinstance(node, Binary) and node.op in COMPARISON_OPS):
+        return "bool"
+    return None
+
+
+def _check_comparison(binary: Binary, scope: Scope, findings: Findings) -> None:
+    """`profile.visits <= "one"`: sides whose kinds can never compare true."""
+    if binary.op not in ORDERINGS and binary.op not in ("==", "!="):
+        return
+    left, right = static_kind(binary.left, scope), static_kind(binary.right, scope)
+    if left is None or right is None or left == right:
+        return
+    if binary.op in ORDERINGS:
+        if left == "null" or right == "null":
+            return  # reads as "is it missing?" wrongly, but can be meant for optional values
+        verdict = "is never true: only two numbers or two texts are ordered"
+    elif "null" in (left, right):
+        return  # `traits.x == null`: is it missing
+    else:
+        verdict = ("is never true" if binary.op == "==" else "is always true") + \
+            ": values of different kinds are never equal"
+    hint = ""
+    for side, other in ((binary.left, right), (binary.right, left)):
+        if other == "number" and isinstance(side, Literal) and isinstance(side.value, str) \
+                and _is_number_text(side.value):
+            hint = f"; write {side.value} without quotes"
+    findings.settled.append((
+        binary.pos,
+        f"{unparse(binary.left)} is {KIND_WORDS[left]} and {unparse(binary.right)} is "
+        f"{KIND_WORDS[right]}, so `{binary.op}` between them {verdict}{hint}"))
+
+
+def _is_number_text(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return text.strip() == text and text != ""
 
 
 def _check_root(name: Name, scope: Scope, findings: Findings) -> bool:

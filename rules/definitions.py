@@ -222,6 +222,8 @@ class Definitions:
     aggregate_kinds: dict[str, str] = field(default_factory=dict)
     # expressions of incomplete definitions, with their place: "filter", "segment" or "rule"
     unbuilt: list[tuple[Expression, str]] = field(default_factory=list)
+    # every track event name a trigger names, with where it is
+    track_names: list[tuple[str, Origin]] = field(default_factory=list)
 
 
 def json_templates(content: JsonTemplate) -> list[Template]:

@@ -10,7 +10,7 @@ from .arbitration import RulePlan
 from .definitions import Definitions, PolicyDef
 from .dispatch import DispatchTable
 from .generate import ModuleWriter
-from .problems import Problem, RulesInvalid, sorted_problems
+from .problems import Problem, RulesInvalid, errors_of, sorted_problems
 from .ruleset import Ruleset
 from .schema import read_document
 from .validation import References, check_definitions
@@ -20,7 +20,8 @@ Document = tuple[str, str]
 
 
 def check_documents(documents: Iterable[Document]) -> list[Problem]:
-    """Every problem in the documents, sorted by position; empty when they are valid."""
+    """Every problem in the documents, warnings too, sorted by position; empty when they
+    are valid and nothing in them looks like a slip."""
     try:
         problems, _, _ = _read_and_check(documents)
     except Exception as error:  # a bug here must not take down the caller's check command
@@ -29,11 +30,13 @@ def check_documents(documents: Iterable[Document]) -> list[Problem]:
 
 
 def load_ruleset(documents: Iterable[Document]) -> Ruleset:
-    """Compile documents into a Ruleset; raises RulesInvalid listing every problem."""
+    """Compile documents into a Ruleset; raises RulesInvalid listing every error (warnings
+    do not stop a load: check_documents reports them)."""
     documents = list(documents)
     problems, definitions, references = _read_and_check(documents)
-    if problems:
-        raise RulesInvalid(problems)
+    errors = errors_of(problems)
+    if errors:
+        raise RulesInvalid(errors)
     return _build(documents, definitions, references)
 
 

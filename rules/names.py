@@ -45,3 +45,25 @@ CLOCK_FUNCTIONS = frozenset({"days_since", "hours_since"})
 # Aggregate kinds whose value is a number even when nothing happened in the window,
 # so a missing value reads as 0 rather than null.
 ZERO_DEFAULT_KINDS = frozenset({"count", "sum", "distinct"})
+
+# What some paths always hold, for `kairos check`'s comparisons that can never be true:
+# (root, key) -> "number", "text" or "list". The profile's counters and times are
+# kept by the edge on every profile; local time is worked out for every decision.
+KNOWN_FIELD_KINDS: dict[tuple[str, str], str] = {
+    ("profile", "visits"): "number",
+    ("profile", "events"): "number",
+    ("profile", "first_seen"): "number",
+    ("profile", "last_seen"): "number",
+    ("profile", "best_send_hour"): "number",
+    ("profile", "segments"): "list",
+    ("profile", "tags"): "list",
+    ("cart", "value"): "number",
+    ("cart", "items"): "list",
+    ("local", "hour"): "number",
+    ("local", "minute"): "number",
+    ("local", "weekday"): "text",
+    ("local", "date"): "text",
+}
+# What a function's value always is ("exists" is never null; the others are null
+# for an argument they cannot take, so only these are certain).
+FUNCTION_KINDS: dict[str, str] = {"exists": "bool"}

@@ -6,15 +6,24 @@ import msgspec
 
 
 class Problem(msgspec.Struct, frozen=True):
-    """One thing wrong with a rule document, at a 1-based line and column."""
+    """One thing wrong with a rule document, at a 1-based line and column.
+
+    An error stops the rules from loading; a warning (something that can be meant,
+    such as an event name one letter away from a known one) is only reported."""
 
     source: str
     line: int
     column: int
     message: str
+    warning: bool = False
 
     def __str__(self) -> str:
-        return f"{self.source}:{self.line}:{self.column}: {self.message}"
+        kind = "warning: " if self.warning else ""
+        return f"{self.source}:{self.line}:{self.column}: {kind}{self.message}"
+
+
+def errors_of(problems: list[Problem]) -> list[Problem]:
+    return [problem for problem in problems if not problem.warning]
 
 
 class RulesInvalid(Exception):

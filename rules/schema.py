@@ -16,6 +16,7 @@ import yaml
 
 from .aggregates import AGGREGATE_KINDS, window_problem
 from .runtime import DEFAULT_SUMMAND_BOUND
+from .suggest import did_you_mean
 from .content import ContentCompiler, TemplateProblem
 from .content_refs import aggregate_references, name_problems
 from .definitions import (
@@ -109,7 +110,8 @@ class _DocumentReader:
             if allowed and key not in allowed:
                 self.report(
                     key_node,
-                    f"unknown key {key!r} in {what}; expected one of: {', '.join(allowed)}",
+                    f"unknown key {key!r} in {what}{did_you_mean(key, allowed)}; "
+                    f"expected one of: {', '.join(allowed)}",
                 )
                 continue
             entries[key] = (key_node, value_node)
@@ -358,6 +360,8 @@ class _DocumentReader:
                 ok = False
             elif trigger not in found:
                 found.append(trigger)
+                if trigger.track_name is not None:
+                    self.into.track_names.append((trigger.track_name, self.origin(item_node)))
         if not ok or not found:
             return None
         return tuple(found)
@@ -542,8 +546,12 @@ class _DocumentReader:
             ok = ok and weight is not None
             if weight:
                 weights.append(("control", weight))
-        if ok and sum(weight for _, weight in weights) <= 0:
-            self.report(node, "an experiment needs variants or a control group with weights above 0")
+        total = sum(weight for _, weight in weights)
+        if ok and total != 100:
+            shares = ", ".join(f"{name} {weight}" for name, weight in weights) or "none"
+            self.report(node, f"the weights of an experiment are percentages of the people it "
+                              f"draws and must add up to 100 with the control; these add up to "
+                              f"{total} ({shares})")
             ok = False
         if ok and experiment_id is not None and salt is not None:
             self.into.experiments.append(
@@ -551,8 +559,8 @@ class _DocumentReader:
 
     def weight(self, node: yaml.Node) -> int | None:
         value = scalar_value(node) if isinstance(node, yaml.ScalarNode) else None
-        if value.__class__ is not int or not 0 <= value <= 1_000_000:  # type: ignore[operator]
-            self.report(node, "a weight must be a whole number from 0 to 1000000")
+        if value.__class__ is not int or not 0 <= value <= 100:  # type: ignore[operator]
+            self.report(node, "a weight must be a whole number from 0 to 100 (a percentage)")
             return None
         return value  # type: ignore[return-value]
 

@@ -27,9 +27,11 @@ from .definitions import (
     Template,
 )
 from .problems import Problem
+from .suggest import did_you_mean
 from .yaml_source import Entries, scalar_value
 
 ACTION_KINDS = ("slot", "message", "push", "notify", "set_trait", "tag")
+SLOT_CONTENT_KEYS = ("html", "json")  # what a slot action shows, beside its `slot`
 NOTIFY_KEYS = ("channels", "type", "title", "body", "link", "cta")
 MESSAGE_TYPES = ("banner", "modal", "toast")
 MESSAGE_KEYS = ("type", "title", "body", "cta")
@@ -102,7 +104,13 @@ class ActionReader:
             return None
         kinds = [key for key in entries if key in ACTION_KINDS]
         if not kinds:
-            self.report(node, f"an action needs one of: {', '.join(ACTION_KINDS)}")
+            unknown = [key for key in entries if key not in SLOT_CONTENT_KEYS]
+            for key in unknown:  # most likely the kind, misspelt: name it where it is
+                self.report(entries[key][0],
+                            f"unknown action key {key!r}{did_you_mean(key, ACTION_KINDS)}; "
+                            f"an action has one of: {', '.join(ACTION_KINDS)}")
+            if not unknown:
+                self.report(node, f"an action needs one of: {', '.join(ACTION_KINDS)}")
             return None
         if len(kinds) > 1:
             self.report(
@@ -112,12 +120,12 @@ class ActionReader:
             )
             return None
         kind = kinds[0]
-        allowed = ("slot", "html", "json") if kind == "slot" else (kind,)
+        allowed = ("slot", *SLOT_CONTENT_KEYS) if kind == "slot" else (kind,)
         for key, (key_node, _) in entries.items():
             if key not in allowed:
                 self.report(
                     key_node,
-                    f"unknown key {key!r} in a {kind} action; "
+                    f"unknown key {key!r} in a {kind} action{did_you_mean(key, allowed)}; "
                     f"expected one of: {', '.join(allowed)}",
                 )
                 return None

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from .analysis import Findings, Scope, analyse
-from .definitions import Definitions, Expression, Origin, Template, action_templates
+from .definitions import (EVENT_TYPES, Definitions, Expression, Origin, Template,
+                          action_templates)
+from .event_names import KNOWN_EVENTS
 from .names import ALL_ROOTS
 from .problems import Problem
+from .suggest import near_miss
 
 RULE_ROOTS = ALL_ROOTS
 SEGMENT_ROOTS = ALL_ROOTS - {"segments"}
@@ -55,6 +59,7 @@ def check_definitions(definitions: Definitions, problems: list[Problem]) -> Refe
     for expression, place in definitions.unbuilt:
         _check(expression, scopes[place], problems)
     _check_experiments(definitions, problems)
+    _check_track_names(definitions, problems)
     if len(definitions.policies) > 1:
         origin = definitions.policies[1][1]
         problems.append(Problem(origin.source, origin.line, origin.column,
@@ -92,9 +97,30 @@ def _check_experiments(definitions: Definitions, problems: list[Problem]) -> Non
                                     f"{experiment_id!r}; expected one of: {choices}"))
 
 
+def _check_track_names(definitions: Definitions, problems: list[Problem]) -> None:
+    """A warning for each trigger that is a slip away from a known event: one of Segment's,
+    one the edge sends, an event type, or one that other definitions name. (An event of
+    the site's own can be meant, hence a warning.)"""
+    fixed = KNOWN_EVENTS | frozenset(EVENT_TYPES)
+    uses = Counter(name for name, _ in definitions.track_names)
+    for name, origin in definitions.track_names:
+        if name in fixed:
+            continue
+        # A name that more definitions use is the likelier spelling: it is not warned
+        # about for the rarer one, which is (with equal use, both are).
+        used = {other for other, count in uses.items() if count >= uses[name] and other != name}
+        match = near_miss(name, [*sorted(fixed), *sorted(used)])  # fixed names first
+        if match is not None:
+            problems.append(Problem(
+                origin.source, origin.line, origin.column,
+                f"no event named {name!r} is known; did you mean {match!r}? (known: Segment's "
+                "spec, the edge's own events, event types and what other rules and "
+                "aggregates name; if the site sends this name, ignore this)", warning=True))
+
+
 def _check(expression: Expression, scope: Scope, problems: list[Problem]) -> Findings:
     findings = analyse(expression.node, scope)
-    for offset, message in findings.problems:
+    for offset, message in findings.problems + findings.settled:
         line, column = expression.locate(offset)
         problems.append(Problem(expression.source, line, column, message))
     return findings

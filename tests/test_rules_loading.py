@@ -3,7 +3,9 @@ aggregate updates, and what decide() answers."""
 
 from __future__ import annotations
 
+import re
 import textwrap
+from pathlib import Path
 
 import orjson
 import pytest
@@ -777,3 +779,113 @@ def test_user_text_stays_data() -> None:
     assert [p.message.split(";")[0] for p in problems] == ["unknown function '__import__'"]
     problems = problems_of("rules: [{id: a, on: page, when: __class__.x, actions: [{tag: x}]}]")
     assert [p.message.split(";")[0] for p in problems] == ["unknown name '__class__'"]
+
+
+# -- what `kairos check` refuses, or warns about, that would otherwise pass silently ----------
+SETTLED = [
+    # (condition, the message's start, its end)
+    ('profile.visits <= "one"', 'profile.visits is a number and "one" is text, so `<=`',
+     "never true: only two numbers or two texts are ordered"),
+    ('aggregates.spend_90d >= "500"', 'aggregates.spend_90d is a number and "500" is text',
+     "write 500 without quotes"),
+    ('aggregates.views == "3"', "aggregates.views is a number", "never equal; write 3 without quotes"),
+    ('cart.value != "0"', "cart.value is a number", "is always true: values of different kinds are never equal; write 0 without quotes"),
+    ("local.weekday == 1", "local.weekday is text and 1 is a number", "never equal"),
+    ("profile.visits == true", "profile.visits is a number and true is a boolean", "never equal"),
+    ('exists(traits.x) == "yes"', "exists(traits.x) is a boolean and \"yes\" is text", "never equal"),
+    ("now > [1]", "now is a number and [1] is a list", "are ordered"),
+]
+MEANT = [  # kinds that depend on the data, or comparisons with null: no problem
+    'traits.age >= "18"', "aggregates.last_cat == 3", "traits.x == null", "profile.visits > null",
+    "aggregates.views >= 2", 'local.weekday == "sat"', 'lower(traits.plan) == "gold"',
+    "len(traits.tags) > 0", "profile.visits + 1 > 2",
+]
+CHECK_AGGREGATES = """
+aggregates:
+  spend_90d: { sum: Order Completed, of: properties.revenue, window: 90d }
+  views: { count: Product Viewed, window: 7d }
+  last_cat: { last: Product Viewed, of: properties.category, window: 7d }
+"""
+
+
+@pytest.mark.parametrize("condition, start, end", SETTLED)
+def test_a_comparison_its_kinds_settle_is_an_error(condition: str, start: str, end: str) -> None:
+    problem = only_problem(CHECK_AGGREGATES + f"segments:\n  - id: s\n    when: '{condition}'\n")
+    assert (problem.line, problem.column, problem.warning) == (8, 12, False)
+    assert problem.message.startswith(start) and problem.message.endswith(end), problem.message
+
+
+@pytest.mark.parametrize("condition", MEANT)
+def test_comparisons_whose_kinds_depend_on_the_data_pass(condition: str) -> None:
+    assert problems_of(CHECK_AGGREGATES + f"segments:\n  - id: s\n    when: '{condition}'\n") == []
+
+
+@pytest.mark.parametrize("weights, total", [
+    ("variants: { a: 50, b: 30 }", "80 (a 50, b 30)"),
+    ("variants: { a: 50, b: 30 }\n    control: 30", "110 (a 50, b 30, control 30)"),
+    ("control: 0", "0 (none)"),
+])
+def test_experiment_weights_must_add_up_to_100_with_the_control(weights: str, total: str) -> None:
+    problem = only_problem(f"experiments:\n  - id: e\n    {weights}\n")
+    assert (problem.line, problem.column) == (2, 5)
+    assert problem.message.endswith(f"must add up to 100 with the control; these add up to {total}")
+    assert problems_of("experiments:\n  - id: e\n    variants: { a: 45, b: 45 }\n    control: 10\n") == []
+
+
+def test_a_trigger_one_slip_from_a_known_event_is_a_warning() -> None:
+    text = """\
+        aggregates:
+          tips: { count: Tip Given, window: 7d }
+        segments:
+          - { id: tipper, when: aggregates.tips > 0 }
+        rules:
+          - id: a
+            on: [pgae, Order Complete, Prodcut Viewed, Tip Gvien, order completed]
+            actions: [{ tag: a }]
+          - id: b
+            on: [Survey Answered, Order Completed, page, Message Clicked, Tip Given]
+            actions: [{ tag: b }]
+        """
+    problems = problems_of(text)
+    assert all(problem.warning for problem in problems)
+    assert [(p.line, p.column, re.search(r"'(.*?)' is known; did you mean '(.*?)'", p.message).groups())
+            for p in problems] == [
+        (7, 10, ("pgae", "page")),
+        (7, 16, ("Order Complete", "Order Completed")),
+        (7, 32, ("Prodcut Viewed", "Product Viewed")),
+        (7, 48, ("Tip Gvien", "Tip Given")),  # named by the aggregate and rule b
+        (7, 59, ("order completed", "Order Completed")),
+    ]
+    # warnings do not stop the rules from loading
+    assert load_ruleset([("rules.yaml", textwrap.dedent(text))]).rule_count == 2
+
+
+@pytest.mark.parametrize("action, message", [
+    ("{ slott: hero, html: x }", "unknown action key 'slott' (did you mean 'slot'?); an action has one of:"),
+    ("{ tags: vip }", "unknown action key 'tags' (did you mean 'tag'?); an action has one of:"),
+    ("{ banner: x }", "unknown action key 'banner'; an action has one of:"),
+    ("{ slot: hero, htm: x }", "unknown key 'htm' in a slot action (did you mean 'html'?); expected one of:"),
+])
+def test_an_unknown_action_key_is_named(action: str, message: str) -> None:
+    problem = only_problem(f"rules:\n  - id: a\n    on: page\n    actions: [{action}]\n")
+    assert problem.message.startswith(message), problem.message
+    assert (problem.line, problem.column) == (4, 15 + action.index(message.split("'")[1]))
+
+
+def test_the_edge_s_own_events_are_known_to_the_check() -> None:
+    from edge.ingest import channels, consent, ecommerce, engagement
+    from edge.store import streams
+    from rules.event_names import KNOWN_EVENTS
+
+    sent = {channels.PUSH_SUBSCRIBED, consent.CONSENT_EVENT, streams.EXPERIMENT_VIEWED,
+            streams.MESSAGE_QUEUED, streams.PRICE_DROPPED, streams.BACK_IN_STOCK,
+            ecommerce.PRODUCT_VIEWED, ecommerce.PRODUCT_ADDED, ecommerce.PRODUCT_REMOVED,
+            ecommerce.ORDER_COMPLETED, ecommerce.CART_CLEARED}
+    snippet = (Path(__file__).resolve().parents[1] / "snippet" / "src" / "messages.js").read_text()
+    sent |= set(re.findall(r"'(Message [A-Z][a-z]+)'", snippet))
+    assert sent <= KNOWN_EVENTS, sent - KNOWN_EVENTS
+    for name in KNOWN_EVENTS:  # what engagement counts is named as the check knows it
+        words = name.lower().split()
+        if len(words) == 2 and words[0] in engagement.CHANNEL_WORDS and words[1] in engagement.KINDS:
+            assert engagement.engagement_of(name, {}) is not None
+    assert len(sent) > 12

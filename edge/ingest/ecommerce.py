@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from edge.ingest.wire import InputError
+from rules.event_names import ECOMMERCE_EVENTS
 
 PRODUCT_VIEWED = "Product Viewed"
 PRODUCT_ADDED = "Product Added"
@@ -21,15 +22,6 @@ PRODUCT_REMOVED = "Product Removed"
 ORDER_COMPLETED = "Order Completed"
 CART_CLEARED = "Cart Cleared"
 
-# The events of the E-commerce v2 spec, whose numeric properties it defines.
-ECOMMERCE_EVENTS = frozenset({
-    "Products Searched", "Product List Viewed", "Product List Filtered", "Promotion Viewed",
-    "Promotion Clicked", "Product Clicked", PRODUCT_VIEWED, PRODUCT_ADDED, PRODUCT_REMOVED,
-    "Cart Viewed", CART_CLEARED, "Checkout Started", "Checkout Step Viewed",
-    "Checkout Step Completed", "Payment Info Entered", "Order Updated", ORDER_COMPLETED,
-    "Order Refunded", "Order Cancelled", "Coupon Entered", "Coupon Applied", "Coupon Denied",
-    "Coupon Removed", "Product Added to Wishlist", "Product Removed from Wishlist",
-    "Wishlist Product Added to Cart", "Product Shared", "Cart Shared", "Product Reviewed"})
 # Segment's Track spec reserves `revenue` and `value` as numbers on every track call;
 # the e-commerce spec adds these on its own events (and price and quantity on each of
 # an order's products). Text there ("12abc", "12.50") would be summed as something it
