@@ -1,8 +1,9 @@
 """Settings: the YAML configuration file, validated at load.
 
 Everything the edge reads from `config/kairos.yaml` is turned into frozen
-msgspec Structs here, so a typo is reported once, at start, with the path of the
-offending field, and the rest of the code can trust the values.
+msgspec Structs here, so a typo is reported once, at start, in plain words at the
+file, line and column of the offending setting (edge/runtime/config_errors.py), and
+the rest of the code can trust the values.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ from pathlib import Path
 import msgspec
 import yaml
 
+from edge.runtime import config_errors
+from edge.runtime.config_errors import SettingPath
 from rules.definitions import CHANNELS, PURPOSES
 from rules.runtime import DEFAULT_SUMMAND_BOUND
+from rules.suggest import did_you_mean
 
 CONSENT_NAMES = (*PURPOSES, *CHANNELS)
 
@@ -130,59 +134,79 @@ def load_settings(config_dir: str | os.PathLike[str]) -> Settings:
     config_dir = Path(config_dir)
     path = config_dir / CONFIG_FILE_NAME
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SettingsError(f"{path}: file not found") from None
+    try:
+        raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise SettingsError(f"{path}: {exc}") from None
+        raise SettingsError(_yaml_problem(path, exc)) from None
+    root = config_errors.compose(text)
     try:
         settings = msgspec.convert(raw, Settings)
     except msgspec.ValidationError as exc:
-        raise SettingsError(f"{path}: {exc}") from None
+        where, at_key, message = config_errors.explain_validation(exc, raw, Settings, hide_secrets)
+        raise SettingsError(config_errors.located(path, root, where, message, at_key)) from None
     settings = msgspec.structs.replace(settings, config_dir=str(config_dir))
     problems = validate(settings)
     if problems:
-        raise SettingsError("\n".join(f"{path}: {p}" for p in problems))
+        raise SettingsError("\n".join(
+            config_errors.located(path, root, where, f"{config_errors.describe(where, hide_secrets)}"
+                                                     f": {message}")
+            for where, message in problems))
     return settings
 
 
-def validate(settings: Settings) -> list[str]:
-    """Cross-field checks msgspec cannot express."""
-    problems: list[str] = []
+def _yaml_problem(path: Path, exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    if mark is None:
+        return f"{path}: {exc}"
+    what = " ".join(part for part in (getattr(exc, "context", None), getattr(exc, "problem", None))
+                    if part)
+    return f"{path}:{mark.line + 1}:{mark.column + 1}: not valid YAML: {what or exc}"
+
+
+def hide_secrets(where: SettingPath) -> SettingPath:
+    """A path to show: a secret key is shown by its first four characters only."""
+    if len(where) > 1 and where[0] == "secret_keys" and where[1] not in DEMO_KEYS:
+        return (where[0], f"{str(where[1])[:4]}…", *where[2:])
+    return where
+
+
+def validate(settings: Settings) -> list[tuple[SettingPath, str]]:
+    """Cross-field checks msgspec cannot express: (the setting's path, what is wrong)."""
+    problems: list[tuple[SettingPath, str]] = []
     seen_keys: dict[str, str] = {}
     for site_id, site in settings.sites.items():
-        for key in site.write_keys:
+        for index, key in enumerate(site.write_keys):
             if key in seen_keys:
-                problems.append(f"sites.{site_id}.write_keys: key already used by {seen_keys[key]}")
+                problems.append((("sites", site_id, "write_keys", index),
+                                 f"key already used by {seen_keys[key]}"))
             seen_keys[key] = f"sites.{site_id}"
-        for origin in site.origins:
+        for index, origin in enumerate(site.origins):
             if not origin.startswith(("http://", "https://")) or origin.endswith("/"):
-                problems.append(
-                    f"sites.{site_id}.origins: {origin!r} must look like https://host[:port]"
-                )
+                problems.append((("sites", site_id, "origins", index),
+                                 f"{origin!r} must look like https://host[:port]"))
         for name in site.consent_defaults:
             if name not in CONSENT_NAMES:
-                problems.append(f"sites.{site_id}.consent_defaults: unknown purpose or channel "
-                                f"{name!r}; expected one of: {', '.join(CONSENT_NAMES)}")
+                problems.append((("sites", site_id, "consent_defaults", name),
+                                 f"unknown purpose or channel {name!r}; expected one of: "
+                                 f"{', '.join(CONSENT_NAMES)}"))
     for key, secret in settings.secret_keys.items():
-        label = f"secret_keys.{key if key in DEMO_KEYS else key[:4] + '…'}"
+        label = config_errors.describe(("secret_keys", key), hide_secrets)
         if key in seen_keys:
-            problems.append(f"{label}: key already used by {seen_keys[key]}")
+            problems.append((("secret_keys", key), f"key already used by {seen_keys[key]}"))
         seen_keys[key] = label
         if secret.site not in settings.sites:
-            problems.append(f"{label}.site: unknown site {secret.site!r}")
-        for scope in secret.scopes:
+            problems.append((("secret_keys", key, "site"), f"unknown site {secret.site!r}"))
+        for index, scope in enumerate(secret.scopes):
             if scope not in KNOWN_SCOPES:
-                problems.append(f"{label}.scopes: unknown scope {scope!r}")
+                problems.append((("secret_keys", key, "scopes", index),
+                                 f"unknown scope {scope!r}{did_you_mean(scope, KNOWN_SCOPES)}"))
     if settings.demo.enabled and settings.demo.site not in settings.sites:
-        problems.append(f"demo.site: unknown site {settings.demo.site!r}")
-    for name, value in msgspec.structs.asdict(settings.limits).items():
-        if value <= 0:
-            problems.append(f"limits.{name}: must be positive")
-    for name, value in msgspec.structs.asdict(settings.profiles).items():
-        if value <= 0:
-            problems.append(f"profiles.{name}: must be positive")
-    for name, value in msgspec.structs.asdict(settings.catalog).items():
-        if value < 0 or (value == 0 and name != "upsell_step"):
-            problems.append(f"catalog.{name}: must be positive")
+        problems.append((("demo", "site"), f"unknown site {settings.demo.site!r}"))
+    for section in ("limits", "profiles", "catalog"):
+        for name, value in msgspec.structs.asdict(getattr(settings, section)).items():
+            if value < 0 or (value == 0 and name != "upsell_step"):
+                problems.append(((section, name), "must be positive"))
     return problems
