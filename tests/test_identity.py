@@ -156,3 +156,18 @@ def test_merges_lose_nothing(edge, redis_client, ops):
             r = edge.profile(identifier)
             assert r.status_code == 200, identifier
             assert redis_client.hexists("{p:" + r.json()["id"] + "}", "id")
+
+
+def test_traits_in_context_traits_reach_the_profile_and_join_like_traits(edge):
+    """Segment-format SDKs that send an identify's traits only in context.traits."""
+    answer = edge.post("/v1/identify", {"userId": "ctx-ola", "traits": {"plan": "gold"},
+                                        "context": {"traits": {"email": "ola@example.com",
+                                                               "plan": "free", "city": "Brno"}}})
+    assert answer.status_code == 200, answer.text
+    profile = edge.profile("user:ctx-ola").json()
+    assert {k: profile["traits"][k] for k in ("email", "plan", "city")} == {
+        "email": "ola@example.com", "plan": "gold", "city": "Brno"}
+    # the email joined, as a top-level one would: its hashed identifier finds her
+    from edge.ingest.normalize import email_identifier
+    assert email_identifier("ola@example.com") in profile["identities"]
+    assert edge.profile(email_identifier("ola@example.com")).json()["id"] == profile["id"]

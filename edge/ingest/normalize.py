@@ -183,6 +183,11 @@ def normalize(event: Event, caller: Caller, limits: Limits, received_ms: int,
     properties = event.properties or {}
     traits = event.traits or {}
     context = event.context or {}
+    context_traits = context.get("traits")
+    if context_traits is None:
+        context_traits = {}
+    elif not isinstance(context_traits, dict):
+        raise InputError(f"{prefix}context.traits", "expected an object of traits")
 
     if kind == "track":
         if not event.event or not event.event.strip():
@@ -223,8 +228,9 @@ def normalize(event: Event, caller: Caller, limits: Limits, received_ms: int,
         if not caller.is_public:
             # Only the site's own server may join contact details: a browser could
             # otherwise claim somebody else's email and be merged with them.
-            for identifier in (email_identifier(traits.get("email")),
-                               phone_identifier(traits.get("phone")),
+            person = {**context_traits, **traits}
+            for identifier in (email_identifier(person.get("email")),
+                               phone_identifier(person.get("phone")),
                                _device_identifier(context)):
                 if identifier:
                     links.append(identifier)
@@ -260,6 +266,13 @@ def normalize(event: Event, caller: Caller, limits: Limits, received_ms: int,
 
     incoming = Incoming(event=normalized, message_id=message_id, ts_ms=ts, primary=primary,
                         links=links, user_id=verified_user, merge_from=merge_from, claim=claim)
+    # Segment's spec lets any call carry the person's traits in context.traits (some
+    # SDKs send an identify's traits only there): they count as the person's traits,
+    # except where the identify's own `traits` say otherwise.
+    from_context = {key: value for key, value in context_traits.items()
+                    if kind != "identify" or key not in traits}
+    if from_context:
+        _split_traits(from_context, incoming, f"{prefix}context.traits")
     if kind == "identify":
         _split_traits(traits, incoming, f"{prefix}traits")
     elif kind == "track":
