@@ -27,7 +27,7 @@ from edge.ingest.auth import KeyRing
 from edge.runtime.clock import SystemClock
 from edge.runtime.config import DEMO_KEYS, Settings, load_settings
 from edge.http import admin, catalog, demo, errors, explain, health, ingest, profiles, snippet
-from edge.http.common import json_response
+from edge.http.common import PREFLIGHT_ROUTE, json_response
 from edge.http.fastpath import IngestFastPath
 from edge.runtime.metrics import Metrics
 from edge.pipeline.handler import Pipeline
@@ -52,7 +52,7 @@ def routes(settings: Settings) -> list[Route]:
         # "track" or "collect" in URLs, and a blocked tracker cannot personalize.
         Route("/v1/e", ingest.single(None, "/v1/e"), methods=["POST"], name="ingest_event"),
         Route("/v1/b", ingest.batch("/v1/b"), methods=["POST"], name="ingest_batch_short"),
-        Route("/v1/{path:path}", ingest.preflight, methods=["OPTIONS"], name="cors_preflight"),
+        Route("/v1/{path:path}", ingest.preflight, methods=["OPTIONS"], name=PREFLIGHT_ROUTE),
         Route("/v1/profiles/{profile_id}", profiles.get_profile, methods=["GET"], name="get_profile"),
         Route("/v1/profiles/{profile_id}", profiles.delete_profile, methods=["DELETE"],
               name="delete_profile"),

@@ -91,3 +91,8 @@ def require_scope(caller: Caller, scope: str) -> None:
         raise AuthError(403, f"a public write key cannot do this; a secret key with scope {scope!r} can")
     if not caller.may(scope):
         raise AuthError(403, f"the key lacks scope {scope!r}")
+
+
+# The CORS preflight answers OPTIONS on every path under /v1/: a path that only it
+# matches is not a route (404, not 405).
+PREFLIGHT_ROUTE = "cors_preflight"

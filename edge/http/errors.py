@@ -25,9 +25,10 @@ from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from edge.http.common import json_response
+from edge.http.common import PREFLIGHT_ROUTE, json_response
 from edge.ingest.auth import AuthError
 from edge.ingest.wire import InputError, field_from_validation_error
 from edge.store.catalog import CatalogError
@@ -116,13 +117,31 @@ def _disconnected(exc: ClientDisconnect, request: Request) -> Failure:
 
 def _http(exc: HTTPException, request: Request) -> Failure:
     """What Starlette's router raises: no route, or not this method."""
-    if exc.status_code == 404:
+    allowed = _allowed_methods(request) if exc.status_code in (404, 405) else []
+    if not allowed:
         return Failure(404, "not_found", f"no route {request.url.path}", "path")
     if exc.status_code == 405:
-        return Failure(405, "method_not_allowed", f"{request.method} is not allowed here",
-                       "method", exc.headers)
+        # Every method of every route of this path (Starlette names only the first route's).
+        return Failure(405, "method_not_allowed", f"{request.method} is not allowed here; "
+                       f"allowed: {', '.join(allowed)}", "method", {"Allow": ", ".join(allowed)})
     code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_").replace("-", "_")
     return Failure(exc.status_code, code, exc.detail, headers=exc.headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods some route answers on this request's path; empty when none does (the
+    preflight alone, which answers OPTIONS under /v1/, makes no path a route)."""
+    app = request.scope.get("app")
+    found: set[str] = set()
+    for route in getattr(app, "routes", ()):
+        if getattr(route, "name", None) == PREFLIGHT_ROUTE or not getattr(route, "methods", None):
+            continue
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            found |= route.methods
+    if found and request.url.path.startswith("/v1/"):
+        found.add("OPTIONS")
+    return sorted(found)
 
 
 Describe = Callable[[Any, Request], Failure]

@@ -6,6 +6,7 @@ without being documented.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -49,7 +50,7 @@ def build(routes: list[Route], version: str) -> dict[str, Any]:
         methods = sorted(m for m in (route.methods or ()) if m != "HEAD")
         for method in methods:
             op = _operation(route, method)
-            paths.setdefault(route.path, {})[method.lower()] = op
+            paths.setdefault(documented_path(route.path), {})[method.lower()] = op
     return {
         "openapi": "3.1.0",
         "info": {"title": "Kairos Edge", "version": version,
@@ -67,6 +68,16 @@ def build(routes: list[Route], version: str) -> dict[str, Any]:
     }
 
 
+# Starlette's `{name:path}` is OpenAPI's `{name}` (a path parameter may hold slashes).
+_PARAMETER = re.compile(r"\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::[a-z]+)?\}")
+PARAMETER_DESCRIPTIONS = {"profile_id": "profile id or identifier kind:value",
+                          "product_id": "the product's id", "path": "the rest of the path"}
+
+
+def documented_path(path: str) -> str:
+    return _PARAMETER.sub(lambda m: "{" + m["name"] + "}", path)
+
+
 def _operation(route: Route, method: str) -> dict[str, Any]:
     doc = (route.endpoint.__doc__ or "").strip()
     op: dict[str, Any] = {
@@ -74,25 +85,29 @@ def _operation(route: Route, method: str) -> dict[str, Any]:
         "summary": doc.splitlines()[0] if doc else route.name,
         "responses": {"200": {"description": "OK"}},
     }
+    names = [m["name"] for m in _PARAMETER.finditer(route.path)]
+    if names:
+        op["parameters"] = [{"name": name, "in": "path", "required": True,
+                             "schema": {"type": "string", "minLength": 1},
+                             "description": PARAMETER_DESCRIPTIONS.get(name, name)}
+                            for name in names]
+    if route.name in OWN_DOCUMENTATION:
+        OWN_DOCUMENTATION[route.name](op)
+        return op
     if route.path.startswith("/v1/") and method != "OPTIONS":
         op["security"] = [{"writeKey": []}, {"bearer": []}]
         op["responses"]["401"] = _error("missing or unknown key")
         op["responses"]["403"] = _error("the key may not do this")
     if method == "POST" and route.path.startswith("/v1/") and route.path != "/v1/admin/reload":
-        schema = "Batch" if route.path in ("/v1/batch", "/v1/b") else "Event"
+        schema = _ingest_schema(route.path)
         op["requestBody"] = {"required": True, "content": {
-            "application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}},
-            "text/plain": {"schema": {"$ref": f"#/components/schemas/{schema}"}},
-        }}
+            "application/json": {"schema": schema}, "text/plain": {"schema": schema}}}
         op["responses"]["200"] = {"description": "accepted", "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/Decisions"}}}}
         op["responses"]["400"] = _error("bad input: the field and the reason")
         op["responses"]["413"] = _error("body too large")
         op["responses"]["503"] = _error("the profile store did not answer; retry after Retry-After")
     if route.path.startswith("/v1/profiles/"):
-        op["parameters"] = [{"name": "profile_id", "in": "path", "required": True,
-                             "schema": {"type": "string"},
-                             "description": "profile id or identifier kind:value"}]
         op["responses"]["404"] = _error("no profile for this identifier")
         op["responses"]["503"] = _error("the profile store did not answer; retry after Retry-After")
     if route.path == "/v1/explain":
@@ -104,6 +119,79 @@ def _operation(route: Route, method: str) -> dict[str, Any]:
         op["responses"]["503"] = _error("Redis did not answer, so other workers were not told; "
                                         "retry after Retry-After")
     return op
+
+
+# What each event type needs beside a person (userId or anonymousId), as normalize checks.
+REQUIRED_BY_TYPE = {"track": ["event"], "alias": ["previousId", "userId"], "group": ["groupId"],
+                    "page": [], "screen": [], "identify": []}
+A_PERSON = {"anyOf": [{"required": ["userId"]}, {"required": ["anonymousId"]}]}
+
+
+def _ingest_schema(path: str) -> dict[str, Any]:
+    event = {"$ref": "#/components/schemas/Event"}
+    kind = path.removeprefix("/v1/")
+    if kind in REQUIRED_BY_TYPE:
+        return {"allOf": [event, A_PERSON, {"required": REQUIRED_BY_TYPE[kind]}]}
+    # An event of the type its body names (/v1/e, and each event of a batch).
+    typed = {"allOf": [event, A_PERSON, {"required": ["type"]}]}
+    if kind == "e":
+        return typed
+    return {"allOf": [{"$ref": "#/components/schemas/Batch"},
+                      {"required": ["batch"],
+                       "properties": {"batch": {"type": "array", "minItems": 1, "items": typed}}}]}
+
+
+def _preflight(op: dict[str, Any]) -> None:
+    op["responses"] = {"204": {"description": "the origin may post to the ingest routes"},
+                       "403": _error("the origin is not among any site's origins"),
+                       "404": _error("no such path")}
+
+
+def _push_key(op: dict[str, Any]) -> None:
+    # The service worker fetches it with the write key in the query: it sends no header.
+    op["parameters"] = [{"name": "writeKey", "in": "query", "required": True,
+                         "schema": {"type": "string"}, "description": "the site's public write key"}]
+    op["responses"] = {
+        "200": {"description": "the site's VAPID public key (public information)", "content": {
+            "application/json": {"schema": {"type": "object", "required": ["vapidPublicKey"],
+                                            "properties": {"vapidPublicKey": {"type": "string"}}}}}},
+        "401": _error("unknown write key (field `writeKey`)"),
+        "404": _error("this site does not use Web Push")}
+
+
+def _script(op: dict[str, Any]) -> None:
+    op["responses"] = {"200": {"description": "the script", "content": {"text/javascript": {}}},
+                       "304": {"description": "not modified (If-None-Match)"},
+                       "404": _error("the snippet is not built")}
+
+
+def _demo(op: dict[str, Any]) -> None:
+    op["responses"] = {"200": {"description": "a page or file of the demo shop"},
+                       "404": _error("no such file of the demo shop")}
+
+
+def _demo_sign(op: dict[str, Any]) -> None:
+    op["parameters"] = [{"name": "user_id", "in": "query", "required": True,
+                         "schema": {"type": "string"}}]
+    op["responses"] = {"200": {"description": "the demo user's hash", "content": {
+        "application/json": {"schema": {"type": "object", "required": ["userHash"],
+                                        "properties": {"userHash": {"type": "string"}}}}}},
+        "400": _error("user_id is missing")}
+
+
+def _readyz(op: dict[str, Any]) -> None:
+    op["responses"] = {"200": {"description": "Redis answers and the rules are loaded"},
+                       "503": {"description": "not ready: which check failed"}}
+
+
+def _metrics(op: dict[str, Any]) -> None:
+    op["responses"] = {"200": {"description": "Prometheus text format",
+                               "content": {"text/plain": {}}}}
+
+
+OWN_DOCUMENTATION = {"cors_preflight": _preflight, "push_key": _push_key, "snippet": _script,
+                     "service_worker": _script, "demo_home": _demo, "demo_file": _demo,
+                     "demo_sign": _demo_sign, "readyz": _readyz, "metrics": _metrics}
 
 
 def _explain(op: dict[str, Any]) -> None:
@@ -140,8 +228,6 @@ def _catalog(route: Route, method: str, op: dict[str, Any]) -> None:
         op["responses"]["400"] = _error("the body is not a list of products")
         op["responses"]["413"] = _error("body too large")
     else:
-        op["parameters"] = [{"name": "product_id", "in": "path", "required": True,
-                             "schema": {"type": "string"}, "description": "the product's id"}]
         op["responses"]["404"] = _error("no product with this id")
         if method == "GET":
             op["responses"]["200"] = {"description": "the product", "content": {
