@@ -36,7 +36,7 @@ sites:
 secret_keys:
   {SECRET_KEY}:
     site: shop
-    scopes: [ingest, profiles:read, profiles:delete, admin]
+    scopes: [ingest, profiles:read, profiles:delete, admin, metrics]
   {READ_ONLY_KEY}:
     site: shop
     scopes: [profiles:read]

@@ -6,7 +6,8 @@ import time
 
 from edge.http.openapi import documented_path
 from edge.store import streams
-from tests.support import RULES_YAML, SECRET_KEY, basic
+from tests.support import (PUBLIC_KEY, READ_ONLY_KEY, RULES_YAML, SECRET_KEY, SETTINGS_YAML, LiveEdge,
+                           basic, write_config)
 
 
 def test_erase_removes_every_key_identity_and_event(edge, redis_client):
@@ -71,7 +72,7 @@ def test_health_ready_metrics(edge):
     ready = edge.http.get("/readyz")
     assert ready.status_code == 200 and ready.json()["checks"] == {"rules": True, "redis": True}
     edge.post("/v1/page", {"anonymousId": "m"})
-    text = edge.http.get("/metrics").text
+    text = edge.http.get("/metrics", headers=basic(SECRET_KEY)).text
     assert 'kairos_requests_total{route="/v1/page",status="200"} 1.0' in text
     assert "kairos_request_seconds_bucket" in text
     assert "kairos_rule_evaluation_seconds_count 1.0" in text
@@ -107,7 +108,7 @@ def test_redis_down_answers_503_with_empty_decisions(redis_url, tmp_path):
         body = r.json()
         assert body["slots"] == {} and body["messages"] == []
         assert live.http.get("/readyz").status_code == 503
-        metrics = live.http.get("/metrics").text
+        metrics = live.http.get("/metrics", headers=basic(SECRET_KEY)).text
         assert "kairos_redis_errors_total 1.0" in metrics
 
 
@@ -191,3 +192,17 @@ def test_a_stalled_redis_answers_503_at_the_deadline_and_then_recovers(redis_url
             assert after.status_code == 200 and after.json()["success"] is True
     finally:
         stalled.stop()
+
+
+def test_metrics_are_private_unless_the_setting_says_public(redis_url, tmp_path):
+    config = write_config(tmp_path / "private")
+    with LiveEdge(config, redis_url) as live:
+        assert live.http.get("/metrics").status_code == 401
+        for key, status in ((PUBLIC_KEY, 403), (READ_ONLY_KEY, 403), (SECRET_KEY, 200)):
+            answer = live.http.get("/metrics", headers=basic(key))
+            assert answer.status_code == status, (key, answer.text)
+        assert "scope 'metrics'" in live.http.get("/metrics", headers=basic(READ_ONLY_KEY)).text
+    public = write_config(tmp_path / "public", settings_yaml=SETTINGS_YAML + "metrics:\n  public: true\n")
+    with LiveEdge(public, redis_url) as live:
+        answer = live.http.get("/metrics")
+        assert answer.status_code == 200 and "kairos_requests_total" in answer.text

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from edge.http.common import json_response
+from edge.ingest.auth import AuthError
 from edge.http.state import EdgeState
 
 
@@ -32,7 +33,12 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    """Prometheus metrics."""
+    """Prometheus metrics; a secret key with scope `metrics` unless `metrics.public`."""
     state: EdgeState = request.app.state.edge
+    if not state.settings.metrics.public:
+        caller = state.keyring.authenticate(request.headers.get("authorization"))
+        if caller.is_public or not caller.may("metrics"):
+            raise AuthError(403, "reading /metrics needs a secret key with scope 'metrics' "
+                                 "(or metrics.public: true in kairos.yaml)")
     body, content_type = state.metrics.render()
     return Response(body, media_type=content_type)

@@ -185,8 +185,11 @@ def _readyz(op: dict[str, Any]) -> None:
 
 
 def _metrics(op: dict[str, Any]) -> None:
+    op["security"] = [{"writeKey": []}, {"bearer": []}, {}]
     op["responses"] = {"200": {"description": "Prometheus text format",
-                               "content": {"text/plain": {}}}}
+                               "content": {"text/plain": {}}},
+                       "401": _error("no key, with metrics.public off"),
+                       "403": _error("the key lacks scope 'metrics', with metrics.public off")}
 
 
 OWN_DOCUMENTATION = {"cors_preflight": _preflight, "push_key": _push_key, "snippet": _script,

@@ -101,6 +101,13 @@ class DemoSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     site: str = "demo"
 
 
+class MetricsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # /metrics tells traffic, errors and rule timings: private unless said otherwise, read
+    # with a secret key that has the scope `metrics`. Public suits a scraper on a private
+    # network that cannot send a key.
+    public: bool = False
+
+
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sites: dict[str, Site] = {}
     secret_keys: dict[str, SecretKey] = {}
@@ -111,6 +118,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     redis: RedisSettings = RedisSettings()
     catalog: CatalogSettings = CatalogSettings()
     demo: DemoSettings = DemoSettings()
+    metrics: MetricsSettings = MetricsSettings()
     # Filled in by load_settings, not read from the file.
     config_dir: str = "."
 
@@ -120,7 +128,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 KNOWN_SCOPES = frozenset({"ingest", "profiles:read", "profiles:delete", "admin", "journeys:enroll",
-                          "catalog:read", "catalog:write"})
+                          "catalog:read", "catalog:write", "metrics"})
 DEMO_KEYS = frozenset({"demo", "demo-secret"})
 # The demo site's user hash secret as the example configuration publishes it.
 DEMO_USER_HASH_SECRET = "demo-user-hash-secret"
