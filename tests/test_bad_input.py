@@ -131,8 +131,8 @@ def test_the_largest_64_bit_numbers_are_kept(edge):
 def catalog_writer(redis_url, tmp_path):
     """The test edge with a secret key that may write the catalog."""
     config = write_config(tmp_path / "catalog-config", settings_yaml=SETTINGS_YAML.replace(
-        "scopes: [ingest, profiles:read, profiles:delete, admin]",
-        "scopes: [ingest, profiles:read, profiles:delete, admin, catalog:write]", 1))
+        "scopes: [ingest, profiles:read, profiles:delete, admin, metrics]",
+        "scopes: [ingest, profiles:read, profiles:delete, admin, metrics, catalog:write]", 1))
     with LiveEdge(config, redis_url) as live:
         yield live
 

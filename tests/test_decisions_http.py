@@ -954,8 +954,8 @@ def test_policy_quiet_hours_silence_push_but_not_in_app(start):
 # -- 8. catalog content ----------------------------------------------------------------------
 
 CATALOG_SETTINGS = SETTINGS_YAML.replace(
-    "scopes: [ingest, profiles:read, profiles:delete, admin]",
-    "scopes: [ingest, profiles:read, profiles:delete, admin, catalog:read, catalog:write]", 1)
+    "scopes: [ingest, profiles:read, profiles:delete, admin, metrics]",
+    "scopes: [ingest, profiles:read, profiles:delete, admin, metrics, catalog:read, catalog:write]", 1)
 CATALOG_RULES = """
 rules:
   - id: recently-viewed
