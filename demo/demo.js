@@ -29,8 +29,22 @@
     if (text != null) node.textContent = text;
     return node;
   }
+  // Amounts as the edge's banners write them (`money('EUR')`): the edge formats in the
+  // locale the snippet reports, navigator.language (a `locale` trait would win there, and
+  // the demo sets none), with CLDR's data, which Intl uses too. The edge's formatter
+  // groups the thousands of every amount, where CLDR lets some languages (Polish,
+  // Spanish) leave four digits ungrouped: 'always' does the same here. An unknown
+  // locale is English on both sides.
+  var MONEY = (function () {
+    var options = { style: 'currency', currency: 'EUR', useGrouping: 'always' };
+    try {
+      return new Intl.NumberFormat(navigator.language || 'en', options);
+    } catch (e) {
+      return new Intl.NumberFormat('en', options);
+    }
+  })();
   function money(n) {
-    return Number(n).toFixed(2) + ' €';
+    return MONEY.format(Number(n));
   }
   function find(id) {
     for (var i = 0; i < CATALOG.length; i++) if (CATALOG[i].id === id) return CATALOG[i];
@@ -195,7 +209,16 @@
     });
   }
 
+  // Amounts written in the pages themselves, in the same format as the rest.
+  function formatAmounts() {
+    var amounts = document.querySelectorAll('[data-money]');
+    Array.prototype.forEach.call(amounts, function (node) {
+      node.textContent = money(node.getAttribute('data-money'));
+    });
+  }
+
   var kind = document.body.getAttribute('data-page');
+  formatAmounts();
   setupRecentlyViewed();
   setupIdentify();
   updateCartCount();

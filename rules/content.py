@@ -55,7 +55,7 @@ from jinja2.runtime import Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import pass_eval_context
 
-from .content_filters import FILTERS, LOCALE_VARIABLE, TIMEZONE_VARIABLE
+from .content_filters import FILTERS, LOCALE_VARIABLE, PLURAL_FORMS, TIMEZONE_VARIABLE
 from .runtime import to_text
 
 __all__ = ["CompiledTemplate", "ContentCompiler", "RenderScope", "TemplateProblem", "RESERVED_VARIABLES"]
@@ -429,6 +429,9 @@ class ContentCompiler:
                     )
                 elif node.name == "money" and not node.args and not node.kwargs:
                     needs_currency = True
+                elif node.name == "plural" and (problem := _plural_problem(node)):
+                    column = _column_of(text, line, r"\|\s*(plural)\b")
+                    found.append(TemplateProblem(line, column, problem))
             elif isinstance(node, nodes.Test):
                 if node.name not in environment.tests:
                     pattern = rf"\bis\s+(?:not\s+)?({re.escape(node.name)})\b"
@@ -452,6 +455,19 @@ class ContentCompiler:
         if needs_currency:
             names.add("currency")
         return frozenset(names)
+
+
+def _plural_problem(node: nodes.Filter) -> str | None:
+    """Why a `plural` call cannot work, found at load rather than as empty text later: its
+    forms go by CLDR's names, and `other` is the one every language has."""
+    names = [keyword.key for keyword in node.kwargs]
+    unknown = [name for name in names if name not in PLURAL_FORMS]
+    if node.args or node.dyn_args or node.dyn_kwargs or unknown:
+        return (f"plural takes its forms by name ({', '.join(PLURAL_FORMS)})"
+                + (f", not '{unknown[0]}'" if unknown else ""))
+    if "other" not in names:
+        return "plural needs the form other, which every language uses"
+    return None
 
 
 def _column_of(text: str, line: int, pattern: str) -> int:

@@ -1,12 +1,14 @@
-"""The formatting filters templates call: money, number, percent, date, datetime, default.
+"""The formatting filters templates call: money, number, percent, plural, date, datetime,
+default.
 
-They turn a value into text for the person reading it: amounts, numbers and
-moments in the person's locale with babel (CLDR), moments in the person's time
-zone, falling back to "en", USD and UTC; `default` replaces missing and null
-values.  They need nothing of how jinja parses, compiles or sandboxes a
-template, only the value and the locale and time zone the renderer puts in the
-context, so they live apart from rules.content, which registers `FILTERS` on
-its environment and fills in `LOCALE_VARIABLE` and `TIMEZONE_VARIABLE`.
+They turn a value into text for the person reading it: amounts, numbers,
+counted words and moments in the person's locale with babel (CLDR), moments in
+the person's time zone, falling back to "en", USD and UTC; `default` replaces
+missing and null values.  They need nothing of how jinja parses, compiles or
+sandboxes a template, only the value and the locale and time zone the renderer
+puts in the context, so they live apart from rules.content, which registers
+`FILTERS` on its environment and fills in `LOCALE_VARIABLE` and
+`TIMEZONE_VARIABLE`.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from jinja2.utils import pass_context
 
 from .localtime import zone_named
 
-__all__ = ["FILTERS", "LOCALE_VARIABLE", "TIMEZONE_VARIABLE"]
+__all__ = ["FILTERS", "LOCALE_VARIABLE", "PLURAL_FORMS", "TIMEZONE_VARIABLE"]
 
 DEFAULT_LOCALE = "en"
 DEFAULT_CURRENCY = "USD"
@@ -141,6 +143,45 @@ def _number_filter(context: Any, value: Any, decimals: Any = None) -> str:
     return _number_text(number, decimals, _locale_of(context))
 
 
+# CLDR's plural categories: the keywords `plural` takes.
+PLURAL_FORMS = ("zero", "one", "two", "few", "many", "other")
+
+
+@lru_cache(maxsize=_FORMAT_CACHE_SIZE, typed=True)
+def _plural_form(number: int | float, locale: str) -> str:
+    return _LOCALES[locale].plural_form(number)
+
+
+@pass_context
+def _plural(
+    context: Any,
+    value: Any,
+    *,
+    zero: Any = None,
+    one: Any = None,
+    two: Any = None,
+    few: Any = None,
+    many: Any = None,
+    other: Any = None,
+) -> str:
+    """`{{ n | plural(one="# item", other="# items") }}`: the form the locale's plural rules
+    pick for n, with `#` replaced by n in the locale; a form not given falls back to `other`."""
+    number = _number(value)
+    if number is None:
+        return ""
+    locale = _locale_of(context)
+    # CLDR's category names as keywords: a template names only the forms its language uses.
+    forms = {"zero": zero, "one": one, "two": two, "few": few, "many": many, "other": other}
+    text = forms[_plural_form(number, locale)]
+    if _is_missing(text):
+        text = other
+    if not isinstance(text, str):
+        return ""
+    if "#" not in text:
+        return text
+    return text.replace("#", _number_text(number, None, locale))
+
+
 @lru_cache(maxsize=_FORMAT_CACHE_SIZE, typed=True)
 def _percent_text(number: int | float, locale: str) -> str:
     return format_percent(number, locale=_LOCALES[locale])
@@ -230,6 +271,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "money": _money,
     "number": _number_filter,
     "percent": _percent,
+    "plural": _plural,
     "date": _date,
     "datetime": _datetime,
     "default": _default,

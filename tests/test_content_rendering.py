@@ -162,7 +162,8 @@ _FILTERS = st.sampled_from([
     "default('friend')", "d('')", "default('a', true)", "default(none)", "default",
     "d(boolean=true, default_value='k')", "length", "count", "upper", "lower", "title",
     "capitalize", "trim", "money", "money('EUR')", "money('eur')", "money('EURO')", "money(none)",
-    "number", "number(2)", "number(-1)", "percent", "date", "date('short')", "date(5)",
+    "number", "number(2)", "number(-1)", "percent", "plural(one='# x', other='# xs')",
+    "plural(other='<#>')", "date", "date('short')", "date(5)",
     "datetime", "datetime('HH:mm')",
 ])
 _PATHS = st.tuples(st.sampled_from(NAMES), st.lists(_STEPS, max_size=3)).map(

@@ -445,6 +445,70 @@ def test_date_formats_and_zones(compiler):
     )
 
 
+# Vectors: (expression, locale, expected). Czech and Polish need more forms than English;
+# a form the template leaves out (Polish "many" for 5, Czech "many" for 1.5) falls back
+# to `other`. `#` is the count, in the locale's digits.
+_ITEMS_EN = "plural(one='# item', other='# items')"
+_ITEMS_CS = "plural(one='# položka', few='# položky', other='# položek')"
+_ITEMS_PL = "plural(one='# produkt', few='# produkty', many='# produktów', other='# produktu')"
+_ITEMS_PL_SHORT = "plural(one='# produkt', few='# produkty', other='# produktów')"
+PLURAL_VECTORS = [
+    (f"{{{{ 0 | {_ITEMS_EN} }}}}", "en", "0 items"),
+    (f"{{{{ 1 | {_ITEMS_EN} }}}}", "en", "1 item"),
+    (f"{{{{ 2 | {_ITEMS_EN} }}}}", "en", "2 items"),
+    (f"{{{{ 1234 | {_ITEMS_EN} }}}}", "en", "1,234 items"),
+    (f"{{{{ 1 | {_ITEMS_EN} }}}}", "en-GB,en;q=0.9", "1 item"),
+    (f"{{{{ 1 | {_ITEMS_CS} }}}}", "cs", "1 položka"),
+    (f"{{{{ 2 | {_ITEMS_CS} }}}}", "cs", "2 položky"),
+    (f"{{{{ 4 | {_ITEMS_CS} }}}}", "cs_CZ", "4 položky"),
+    (f"{{{{ 5 | {_ITEMS_CS} }}}}", "cs", "5 položek"),
+    (f"{{{{ 22 | {_ITEMS_CS} }}}}", "cs", "22 položek"),
+    (f"{{{{ 1.5 | {_ITEMS_CS} }}}}", "cs", "1,5 položek"),
+    (f"{{{{ 1 | {_ITEMS_PL} }}}}", "pl", "1 produkt"),
+    (f"{{{{ 3 | {_ITEMS_PL} }}}}", "pl", "3 produkty"),
+    (f"{{{{ 5 | {_ITEMS_PL} }}}}", "pl", "5 produktów"),
+    (f"{{{{ 22 | {_ITEMS_PL} }}}}", "pl-PL", "22 produkty"),
+    (f"{{{{ 1.5 | {_ITEMS_PL} }}}}", "pl", "1,5 produktu"),
+    (f"{{{{ 5 | {_ITEMS_PL_SHORT} }}}}", "pl", "5 produktów"),
+    (f"{{{{ 2 | {_ITEMS_CS} }}}}", "en", "2 položek"),
+    (f"{{{{ 1 | {_ITEMS_EN} }}}}", "xx", "1 item"),
+    ("{{ 3 | plural(other='several') }}", "cs", "several"),
+    ("{{ 1 | plural(one='# kus', other='# kusů') }} / {{ 1 | plural(other='#') }}", "cs",
+     "1 kus / 1"),
+    (f"[{{{{ '3' | {_ITEMS_EN} }}}}{{{{ none | {_ITEMS_EN} }}}}{{{{ true | {_ITEMS_EN} }}}}]",
+     "en", "[]"),
+    ("[{{ 1 | plural(one=none, other='# left') }}{{ 2 | plural(other=none) }}]", "en", "[1 left]"),
+]
+
+
+@pytest.mark.parametrize("expression, locale, expected", PLURAL_VECTORS)
+def test_plural_picks_the_form_of_the_persons_language(compiler, expression, locale, expected):
+    assert text_of(compiler, expression, locale=locale) == expected
+    assert html_of(compiler, expression, locale=locale) == html.escape(expected, quote=False)
+
+
+def test_plural_counts_a_variable_and_escapes_its_forms_in_html(compiler):
+    cart = {"items": [{"quantity": 2}, {"quantity": 1}]}
+    template = "{{ cart['items'] | sum(attribute='quantity') | plural(one='# <b>', other='# <i>') }}"
+    assert text_of(compiler, template, {"cart": cart}) == "3 <i>"
+    assert html_of(compiler, template, {"cart": cart}) == "3 &lt;i&gt;"
+
+
+@pytest.mark.parametrize(
+    "template, message",
+    [
+        ("{{ n | plural(one='x') }}", "plural needs the form other, which every language uses"),
+        ("{{ n | plural('x', other='y') }}",
+         "plural takes its forms by name (zero, one, two, few, many, other)"),
+        ("{{ n | plural(single='x', other='y') }}",
+         "plural takes its forms by name (zero, one, two, few, many, other), not 'single'"),
+    ],
+)
+def test_plural_calls_that_cannot_work_are_problems_at_load(compiler, template, message):
+    problem = problem_of(compiler, "a\n" + template)
+    assert (problem.line, problem.column, problem.message) == (2, 8, message)
+
+
 @pytest.mark.parametrize("value", ["yesterday", "", True, None, [], float("nan"), 10**30])
 def test_bad_dates_are_empty(compiler, value):
     assert text_of(compiler, "[{{ v | date }}{{ v | datetime }}]", {"v": value}) == "[]"

@@ -14,18 +14,84 @@ from edge.http.demo import DEMO_DIR, resolve
 from tests.support import LiveEdge
 
 
+def _page(answer: httpx.Response) -> str:
+    return re.sub(r'nonce="[^"]*"', 'nonce=""', answer.text)
+
+
 def test_pages_are_served_under_pretty_paths(edge):
     home = edge.http.get("/demo")
     assert home.status_code == 200
     assert home.headers["content-type"].startswith("text/html")
     assert 'data-kairos-slot="hero"' in home.text
-    assert edge.http.get("/demo/").text == home.text
-    assert edge.http.get("/demo/category/shoes").text == home.text
+    # the same page, but for the nonce each answer has of its own
+    assert _page(edge.http.get("/demo/")) == _page(home)
+    assert _page(edge.http.get("/demo/category/shoes")) == _page(home)
     assert "Your cart" in edge.http.get("/demo/cart").text
     assert edge.http.get("/demo/product.html").status_code == 200
     script = edge.http.get("/demo/demo.js")
     assert script.headers["content-type"].startswith("text/javascript")
     assert edge.http.get("/demo/demo.css").headers["content-type"].startswith("text/css")
+
+
+PAGES = ("/demo", "/demo/", "/demo/index.html", "/demo/cart", "/demo/cart.html", "/demo/product",
+         "/demo/product?id=rain-jacket", "/demo/category/shoes")
+NOT_FOUND = ("/demo/missing.html", "/demo/%2e%2e/config/kairos.yaml", "/demo/nope")
+
+
+def _policy(header: str) -> dict[str, list[str]]:
+    directives = [part.split() for part in header.split(";") if part.strip()]
+    return {name: sources for name, *sources in directives}
+
+
+def _guarded(answer: httpx.Response) -> dict[str, list[str]]:
+    """The answer's policy, after checking what every demo answer carries."""
+    assert answer.headers["x-frame-options"] == "DENY", answer.url
+    header = answer.headers["content-security-policy"]
+    assert "unsafe-" not in header, (answer.url, header)
+    policy = _policy(header)
+    assert policy["frame-ancestors"] == ["'none'"], answer.url
+    return policy
+
+
+def test_every_demo_answer_carries_a_policy_and_refuses_framing(edge):
+    files = [f"/demo/{path.name}" for path in DEMO_DIR.iterdir() if path.is_file()]
+    assert len(files) >= 5
+    for path in (*PAGES, *files, *NOT_FOUND):
+        answer = edge.http.get(path)
+        assert answer.status_code == (404 if path in NOT_FOUND else 200), path
+        policy = _guarded(answer)
+        if not answer.headers["content-type"].startswith("text/html"):
+            # a script, style sheet or error opened as a page runs nothing
+            assert policy == {"default-src": ["'none'"], "frame-ancestors": ["'none'"]}, path
+
+
+def test_a_page_s_policy_allows_what_the_shop_uses_and_no_more(edge):
+    nonces = set()
+    for path in PAGES:
+        answer = edge.http.get(path)
+        policy = _guarded(answer)
+        nonce = policy["script-src"][-1]
+        assert re.fullmatch(r"'nonce-[A-Za-z0-9_-]{22,}'", nonce), nonce
+        nonces.add(nonce)
+        # its own origin serves the shop, the snippet (/k.js) and the API the snippet calls
+        assert policy == {
+            "default-src": ["'none'"], "script-src": ["'self'", nonce], "style-src": ["'self'", nonce],
+            "img-src": ["'self'"], "connect-src": ["'self'"], "base-uri": ["'none'"],
+            "form-action": ["'self'"], "frame-ancestors": ["'none'"],
+        }
+        page = answer.text
+        assert "__CSP_NONCE__" not in page
+        scripts = re.findall(r"<script\b([^>]*)>", page)
+        assert len(scripts) == 2, path
+        for attributes in scripts:
+            source = re.search(r'\bsrc="([^"]*)"', attributes)
+            if source:
+                assert source.group(1).startswith("/demo/"), attributes
+            else:  # the snippet's stub, inline
+                assert f'nonce="{nonce[7:-1]}"' in attributes, attributes
+        assert "<style" not in page and " style=" not in page
+        assert re.findall(r'<link rel="stylesheet" href="([^"]*)"', page) == ["/demo/demo.css"]
+    assert len(nonces) == len(PAGES), "a nonce is used once"
 
 
 def test_nothing_outside_demo_is_served(edge):
@@ -104,6 +170,8 @@ def test_the_signer_signs_for_the_demo_site(example_config, redis_url):
         expected = user_hash("demo-user-hash-secret", "demo-ada@example.com")
         assert answer.json() == {"userHash": expected}
         assert answer.headers["cache-control"] == "no-store"
+        assert _guarded(answer) == {"default-src": ["'none'"], "frame-ancestors": ["'none'"]}
+        assert _guarded(live.http.get("/demo/sign")).keys() == {"default-src", "frame-ancestors"}
         assert live.http.get("/demo/sign").status_code == 400
         # a browser identify signed this way joins the visitor to the customer
         event = {"writeKey": "demo", "type": "identify", "userId": "demo-ada@example.com",

@@ -1,15 +1,22 @@
-"""The README's API examples, run as written against the edge with the example configuration.
+"""The README's examples, run as written: the API calls against the edge with the example
+configuration, and the commands.
 
 Each `curl` line of the README's examples is parsed (basic-auth key, headers,
 body, method, URL) and sent to a live edge on the shipped `config/`; what the
 README says the steps show must hold: decisions come back, the next page view
 is personal after the server's identify, and the profile can be read.
+
+`make serve` installs `kairos` into `.venv`, not onto the PATH, so the README's
+command lines name it there (or go through `make check`), and they work.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -104,3 +111,44 @@ def test_readme_examples_run_as_documented(example_edge: LiveEdge):
     profile = next(body for argv, body in answers if any("/v1/profiles/" in a for a in argv))
     assert profile["traits"]["first_name"] == "Ada"
     assert {"user:42", "anon:visitor-1"} <= set(profile["identities"])
+
+
+def shell_lines(text: str) -> list[str]:
+    """The command lines of the README's shell blocks, without comments."""
+    lines = []
+    for block in re.findall(r"```sh\n(.*?)```", text, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split(" #")[0].strip()
+            if line and not line.startswith("#"):
+                lines.append(line)
+    return lines
+
+
+def test_the_readme_runs_kairos_from_the_venv():
+    lines = shell_lines(README.read_text(encoding="utf-8"))
+    commands = [line for line in lines if re.match(r"(\S*/)?kairos\b", line)]
+    assert commands, "the README's kairos commands are gone: update this test"
+    assert [line for line in commands if not line.startswith(".venv/bin/kairos ")] == []
+    assert "make check" in lines
+
+
+def test_make_check_is_kairos_check_config():
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    # -n: what it would run, without installing anything
+    planned = subprocess.run(["make", "-n", "check"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.strip().splitlines()
+    assert planned[-1] == ".venv/bin/kairos check config"
+
+
+def test_the_readme_s_check_command_passes_on_the_example_configuration():
+    runnable = [line for line in shell_lines(README.read_text(encoding="utf-8"))
+                if line.startswith(".venv/bin/kairos check") and "[" not in line]
+    assert runnable
+    for line in runnable:
+        argv = shlex.split(line)
+        # the kairos beside the interpreter running the tests: .venv's, when run as documented
+        argv[0] = str(Path(sys.executable).with_name("kairos"))
+        done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
+        assert done.returncode == 0, (line, done.stderr)
+        assert done.stdout.startswith("ok: "), done.stdout

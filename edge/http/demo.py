@@ -6,14 +6,23 @@ page reads the category from its path). Only files inside `demo/` are served.
 
 None of it exists unless the configuration enables the demo (`demo.enabled`), and
 the demo's sign-in only while the demo site keeps the published demo secret.
+
+Every answer carries a Content-Security-Policy and refuses framing. A page's policy
+allows what the shop uses and nothing more: its own scripts, styles and images, the
+snippet (`/k.js`, same origin) and fetches to this edge. The one inline script, the
+snippet's stub, runs by a nonce made for each answer, which the stub hands on to
+the script and style elements it and the snippet create, as the snippet's
+README asks of any page with a policy.
 """
 
 from __future__ import annotations
 
 import hmac
 import mimetypes
+import secrets
 from pathlib import Path
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
@@ -25,6 +34,15 @@ from edge.runtime.config import DEMO_USER_HASH_SECRET, Settings, Site
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
 TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
          ".js": "text/javascript; charset=utf-8", ".png": "image/png", ".svg": "image/svg+xml"}
+# Where the pages' inline script takes the answer's nonce.
+NONCE_PLACEHOLDER = "__CSP_NONCE__"
+# The demo's own origin is also the edge's: 'self' covers the snippet and the API.
+PAGE_POLICY = ("default-src 'none'; script-src 'self' 'nonce-{nonce}'; "
+               "style-src 'self' 'nonce-{nonce}'; img-src 'self'; connect-src 'self'; "
+               "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+# Style sheets, scripts and images are not pages, but opened as one (an SVG can hold
+# script) they may run nothing.
+FILE_POLICY = "default-src 'none'; frame-ancestors 'none'"
 
 
 def resolve(path: str, root: Path = DEMO_DIR) -> Path | None:
@@ -52,10 +70,22 @@ async def demo_page(request: Request) -> Response:
     """The demo shop: a static page, style sheet or script from demo/."""
     target = resolve(request.path_params.get("path", ""))
     if target is None:
-        return error_response(404, "not_found", f"no demo file {request.url.path}", field="path")
+        return error_response(404, "not_found", f"no demo file {request.url.path}", field="path",
+                              headers=guard_headers(FILE_POLICY))
     media_type = TYPES.get(target.suffix) or mimetypes.guess_type(target.name)[0]
-    return FileResponse(target, media_type=media_type,
-                        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
+    headers = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+    if target.suffix != ".html":
+        return FileResponse(target, media_type=media_type,
+                            headers={**headers, **guard_headers(FILE_POLICY)})
+    nonce = secrets.token_urlsafe(18)
+    page = await anyio.Path(target).read_text(encoding="utf-8")
+    return Response(page.replace(NONCE_PLACEHOLDER, nonce), media_type=media_type,
+                    headers={**headers, **guard_headers(PAGE_POLICY.format(nonce=nonce))})
+
+
+def guard_headers(policy: str) -> dict[str, str]:
+    """The policy, and frame refusal for browsers that predate CSP's frame-ancestors."""
+    return {"Content-Security-Policy": policy, "X-Frame-Options": "DENY"}
 
 
 async def demo_sign(request: Request) -> Response:
@@ -71,13 +101,14 @@ async def demo_sign(request: Request) -> Response:
     """
     site = signing_site(request.app.state.edge.settings)
     if site is None:
-        return error_response(404, "not_found", "the demo sign-in is off", field="path")
+        return error_response(404, "not_found", "the demo sign-in is off", field="path",
+                              headers=guard_headers(FILE_POLICY))
     user_id = request.query_params.get("user_id", "").strip()
     if not user_id or len(user_id) > 256:
         return error_response(400, "invalid_request", "expected 1 to 256 characters",
-                              field="user_id")
+                              field="user_id", headers=guard_headers(FILE_POLICY))
     return json_response({"userHash": user_hash(site.user_hash_secret, user_id)},
-                         headers={"Cache-Control": "no-store"})
+                         headers={"Cache-Control": "no-store", **guard_headers(FILE_POLICY)})
 
 
 def signing_site(settings: Settings) -> Site | None:
