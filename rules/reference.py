@@ -299,6 +299,10 @@ class _Evaluator:
             return None
         if digits is not None and not (isinstance(digits, int) and not isinstance(digits, bool)):
             return None
+        if digits is not None:
+            # Beyond 400 digits either way no 64-bit int or float changes, and Python's
+            # round would build 10**digits.
+            digits = max(-400, min(400, digits))
         try:
             result = round(value, digits) if digits is not None else round(value)  # type: ignore[arg-type]
         except (OverflowError, ValueError):

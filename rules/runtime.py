@@ -212,11 +212,19 @@ def fn_max(*args: object) -> object:
     return _extreme(args, pick_smaller=False)
 
 
+# round(x, -80_000_000) makes Python build 10**80_000_000, which takes minutes, and the
+# digits may come from a person's data. Past ±400 digits no int of 64 bits and no float
+# changes any more (floats end near 1e308 and 5e-324), so the answer is the same clamped.
+ROUND_DIGITS_LIMIT = 400
+
+
 def fn_round(value: object, digits: object = None) -> object:
     if not is_number(value):
         return None
     if digits is not None and digits.__class__ is not int:
         return None
+    if digits is not None:
+        digits = max(-ROUND_DIGITS_LIMIT, min(ROUND_DIGITS_LIMIT, digits))  # type: ignore[call-overload]
     try:
         return _bounded(round(value, digits))  # type: ignore[call-overload]
     except (OverflowError, ValueError):
