@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import os
 import shutil
 import subprocess
 import sys
@@ -136,8 +137,11 @@ def test_make_check_is_kairos_check_config():
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
     # -n: what it would run, without installing anything
-    planned = subprocess.run(["make", "-n", "check"], cwd=ROOT, capture_output=True, text=True,
-                             check=True).stdout.strip().splitlines()
+    # Under `make test` the variables of the outer make would reach this one (and it would
+    # print the directories it enters): run it as a newcomer's shell would.
+    shell = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    planned = subprocess.run(["make", "--no-print-directory", "-n", "check"], cwd=ROOT, env=shell,
+                             capture_output=True, text=True, check=True).stdout.strip().splitlines()
     assert planned[-1] == ".venv/bin/kairos check config"
 
 
