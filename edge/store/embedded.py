@@ -144,7 +144,6 @@ class EmbeddedRedis:
         self._changing = threading.Lock()
         self._stopping = threading.Event()
         self._supervisor: threading.Thread | None = None
-        self.restarts = 0
 
     @property
     def pid(self) -> int:
@@ -209,7 +208,6 @@ class EmbeddedRedis:
                             process.kill()
                             process.wait()
                         continue
-                self.restarts += 1
                 log.warning("the embedded Redis is back on port %s", self.port)
                 break
 
