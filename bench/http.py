@@ -205,7 +205,8 @@ def edge_command(port: int, args: argparse.Namespace, config: Path, redis_url: s
                  workers: int | None = None) -> list[str]:
     return [sys.executable, "-m", "edge.cli", "serve", "--port", str(port),
             "--workers", str(workers or args.workers), "--config", str(config),
-            "--redis", redis_url, "--log-level", "warning"]
+            "--redis", redis_url, "--log-level", "warning",
+            "--no-worker"]  # the edge alone: the automation worker is measured apart
 
 
 def run_populations(args: argparse.Namespace, config: Path, tmp_path: Path) -> tuple[dict, dict]:

@@ -185,6 +185,7 @@
     var status = $('identify-status');
     var user = read(USER_KEY, null);
     if (user && user.first_name) status.textContent = 'Signed in as ' + user.first_name + '.';
+    if (user && user.email) inboxLink(user.email);
     form.addEventListener('submit', function (e) {
       e.preventDefault();
       var email = form.elements.email.value.trim().toLowerCase();
@@ -195,7 +196,9 @@
         .then(function (r) { return r.ok ? r.json() : Promise.reject(new Error('HTTP ' + r.status)); })
         .then(function (body) {
           kairos('identify', userId, { first_name: firstName, email: email }, { userHash: body.userHash });
+          kairos('track', 'Signed Up');  // the welcome series starts: see the inbox
           write(USER_KEY, { first_name: firstName, email: email });
+          inboxLink(email);
           status.textContent = 'Signed in as ' + firstName + '. Reload to see the page greet you.';
         })
         .catch(function () {
@@ -207,6 +210,11 @@
       write(USER_KEY, null);
       status.textContent = 'Signed out.';
     });
+  }
+
+  function inboxLink(email) {
+    var link = $('inbox-link');
+    if (link) link.href = '/demo/inbox?to=' + encodeURIComponent(email);
   }
 
   // Amounts written in the pages themselves, in the same format as the rest.

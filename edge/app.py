@@ -26,7 +26,10 @@ from edge.http import openapi
 from edge.ingest.auth import KeyRing
 from edge.runtime.clock import SystemClock
 from edge.runtime.config import DEMO_KEYS, Settings, load_settings
-from edge.http import admin, catalog, demo, errors, explain, health, ingest, profiles, snippet
+from edge.http import (admin, callbacks, catalog, demo, errors, explain, health, ingest,
+                       journeys, profiles, snippet, tracking)
+from edge.pipeline.journeybook import Journeys
+from edge.store.journeys import JourneyStore
 from edge.http.common import PREFLIGHT_ROUTE, json_response
 from edge.http.fastpath import IngestFastPath
 from edge.runtime.metrics import Metrics
@@ -63,6 +66,23 @@ def routes(settings: Settings) -> list[Route]:
         Route("/v1/catalog/products/{product_id:path}", catalog.delete_product, methods=["DELETE"],
               name="catalog_product"),
         Route("/v1/admin/reload", admin.reload_rules, methods=["POST"], name="reload_rules"),
+        Route("/v1/journeys", journeys.list_journeys, methods=["GET"], name="journeys"),
+        Route("/v1/journeys/{journey_id}/enrollments", journeys.enroll, methods=["POST"],
+              name="journey_enrollments"),
+        Route("/v1/journeys/{journey_id}/pause", journeys.pause, methods=["POST"],
+              name="journey_pause"),
+        Route("/v1/journeys/{journey_id}/resume", journeys.resume, methods=["POST"],
+              name="journey_resume"),
+        Route("/go/{token}", tracking.click, methods=["GET", "HEAD"], name="track_click"),
+        Route("/m/{token}", tracking.open_pixel, methods=["GET"], name="track_open"),
+        Route("/u/{token}", tracking.preferences_page, methods=["GET"], name="preferences"),
+        Route("/u/{token}", tracking.unsubscribe, methods=["POST"], name="unsubscribe"),
+        # Reached by the SMS and WhatsApp providers, signed by them (404 where not configured).
+        Route("/v1/callbacks/sms", callbacks.sms_status, methods=["POST"], name="callback_sms"),
+        Route("/v1/callbacks/whatsapp", callbacks.whatsapp_verify, methods=["GET"],
+              name="callback_whatsapp_verify"),
+        Route("/v1/callbacks/whatsapp", callbacks.whatsapp_events, methods=["POST"],
+              name="callback_whatsapp"),
         Route("/k.js", snippet.snippet, methods=["GET"], name="snippet"),
         Route("/kairos-sw.js", snippet.service_worker, methods=["GET"], name="service_worker"),
         Route("/v1/push-key", snippet.push_key, methods=["GET"], name="push_key"),
@@ -74,6 +94,7 @@ def routes(settings: Settings) -> list[Route]:
         if demo.signing_site(settings) is not None:
             table.append(Route("/demo/sign", demo.demo_sign, methods=["GET"], name="demo_sign"))
         table += [Route("/demo", demo.demo_page, methods=["GET"], name="demo_home"),
+                  Route("/demo/inbox", demo.demo_inbox, methods=["GET"], name="demo_inbox"),
                   Route("/demo/{path:path}", demo.demo_page, methods=["GET"], name="demo_file")]
     table.append(Route("/openapi.json", openapi_document, methods=["GET"], name="openapi"))
     return table
@@ -98,7 +119,9 @@ def create_app(settings: Settings, redis_url: str, clock: Any = None) -> IngestF
     origins = frozenset(o for site in settings.sites.values() for o in site.origins)
     state = EdgeState(settings, KeyRing(settings), client, store, rulebook, pipeline, metrics,
                       origins, catalog=catalog_store,
-                      own_pages_site=settings.demo.site if settings.demo.enabled else None)
+                      own_pages_site=settings.demo.site if settings.demo.enabled else None,
+                      journeys=Journeys(settings.journeys_dir, rulebook),
+                      journey_store=JourneyStore(client))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -193,14 +216,18 @@ async def _watch_rule_files(state: EdgeState, interval_s: float = 1.0) -> None:
     a quarter of the throughput in measurements, while a stat of a few files a
     second costs nothing.
     """
-    rulebook = state.rulebook
+    rulebook, journey_files = state.rulebook, state.journeys
     seen = await asyncio.to_thread(rulebook.fingerprint)
+    journeys_seen = journey_files.fingerprint() if journey_files else ()
     while True:
         await asyncio.sleep(interval_s)
         current = rulebook.fingerprint()
         if current != seen:
             seen = current
             await _reload(state, "files changed")
+        if journey_files is not None and journey_files.fingerprint() != journeys_seen:
+            journeys_seen = journey_files.fingerprint()
+            journey_files.reload()  # a bad file keeps the running journeys
 
 
 async def _follow_reloads(state: EdgeState) -> None:

@@ -1,4 +1,4 @@
-"""The `kairos` command: serve, check, import."""
+"""The `kairos` command: serve, check, import, simulate."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 import rules
+from rules.problems import errors_of
 from edge.runtime.config import SettingsError, load_settings
 from edge.pipeline.rulebook import read_documents
 
@@ -33,6 +34,24 @@ def main(argv: list[str] | None = None) -> int:
                             "(default: start the embedded one)")
     serve.add_argument("--data-dir", default="var", help="where the embedded Redis keeps its data (default ./var)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--no-worker", action="store_true",
+                       help="do not start the automation worker beside the edge")
+
+    worker = commands.add_parser(
+        "worker", help="run the automation worker",
+        description="Run journeys: read the event stream through a consumer group (start as "
+                    "many workers as you like), fire due timers and sweep calendar dates. "
+                    "`kairos serve` starts one beside the edge unless given --no-worker.")
+    worker.add_argument("--config", default="config", help="configuration folder (default ./config)")
+    worker.add_argument("--redis", metavar="URL", default=None,
+                        help="Redis (default: the embedded one `kairos serve` runs on --data-dir)")
+    worker.add_argument("--data-dir", default="var", help="the embedded Redis's data (default ./var)")
+    worker.add_argument("--name", default=None, help="consumer name in the group (default host-pid)")
+    worker.add_argument("--clock-file", default=None, metavar="PATH",
+                        help="read the time (epoch ms) from this file: for tests and rehearsals")
+    worker.add_argument("--end-with-parent", type=int, default=None, metavar="PID",
+                        help=argparse.SUPPRESS)
+    worker.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
     check = commands.add_parser("check", help="validate the configuration and the rules",
                                 description="Validate kairos.yaml and every rule file; print "
@@ -56,11 +75,38 @@ def main(argv: list[str] | None = None) -> int:
     catalog.add_argument("--batch-size", type=int, default=500, help="products per write (default 500)")
     catalog.add_argument("--strict", action="store_true", help="exit 1 if any row was rejected")
 
+    simulate = commands.add_parser(
+        "simulate", help="replay recorded events through a journey",
+        description="Replay recorded events through one journey on a simulated clock, with the "
+                    "worker's own code against a scratch Redis: nothing is sent and nothing is "
+                    "written to the live Redis. Reports how many entered, each step's outcomes, "
+                    "what would be sent to whom at what local time, exits, goals and conversions.")
+    simulate.add_argument("journey", help="the journey's id")
+    simulate.add_argument("--from", dest="start", required=True, metavar="DATE",
+                          help="start: a date (its first moment) or a time, on the site's clock "
+                               "unless it names an offset")
+    simulate.add_argument("--to", dest="end", required=True, metavar="DATE",
+                          help="end: a date (through its last moment) or a time")
+    simulate.add_argument("--events", metavar="FILE.jsonl", default=None,
+                          help="recorded events, one Segment-style event a line (default: the "
+                               "live event stream within the window, read-only)")
+    simulate.add_argument("--config", default="config", help="configuration folder (default ./config)")
+    source = simulate.add_mutually_exclusive_group()
+    source.add_argument("--redis", metavar="URL", default=None,
+                        help="the Redis whose event stream is replayed (without --events)")
+    source.add_argument("--data-dir", default=None,
+                        help="the embedded Redis's data, as serve uses it (default ./var)")
+    simulate.add_argument("--json", action="store_true", help="print the report as JSON")
+
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve_command(args)
+    if args.command == "worker":
+        return worker_command(args)
     if args.command == "import":
         return import_catalog_command(args)
+    if args.command == "simulate":
+        return simulate_command(args)
     return check_command(args.config)
 
 
@@ -79,9 +125,20 @@ def check_command(config_dir: str) -> int:
     if errors:
         print(f"{_count(errors, 'error')} and {_count(warnings, 'warning')} found", file=sys.stderr)
         return 1
+    from edge.pipeline.journeybook import check_journeys
+    from edge.pipeline.rulebook import Rulebook
+
+    journeys, journey_problems = check_journeys(settings.journeys_dir, Rulebook(settings.rules_dir))
+    for problem in journey_problems:
+        print(problem, file=sys.stderr)
+    journey_errors = len(errors_of(journey_problems))
+    if journey_errors:
+        print(f"{_count(journey_errors, 'error')} in journeys found", file=sys.stderr)
+        return 1
     ruleset = rules.load_ruleset(documents)
     print(f"ok: {len(documents)} rule file(s), {ruleset.rule_count} rules, "
-          f"{ruleset.segment_count} segments, {len(ruleset.aggregates)} aggregates maintained"
+          f"{ruleset.segment_count} segments, {len(ruleset.aggregates)} aggregates maintained, "
+          f"{_count(len(journeys), 'journey')}"
           + (f"; {_count(warnings, 'warning')}" if warnings else ""))
     return 0
 
@@ -116,6 +173,12 @@ def serve_command(args: argparse.Namespace) -> int:
         log.info("embedded Redis on %s, data in %s", redis_url, embedded.data_dir)
         embedded.supervise()
     metrics_dir = None
+    worker = None
+    if not args.no_worker:
+        from edge.worker.beside import WorkerProcess
+
+        worker = WorkerProcess(str(Path(args.config).resolve()), redis_url, args.log_level)
+        worker.start()
     try:
         os.environ[ENV_CONFIG] = str(Path(args.config).resolve())
         os.environ[ENV_REDIS] = redis_url
@@ -129,10 +192,91 @@ def serve_command(args: argparse.Namespace) -> int:
                     workers=args.workers, log_level=args.log_level, access_log=False,
                     proxy_headers=True)
     finally:
+        if worker is not None:
+            worker.stop()
         if embedded is not None:
             embedded.stop()
         if metrics_dir is not None:
             metrics_dir.cleanup()
+    return 0
+
+
+def worker_command(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from edge.runtime import lifetime
+    from edge.runtime.clock import FileClock, SystemClock
+    from edge.store.embedded import EmbeddedRedis
+    from edge.worker.service import Worker
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    if args.end_with_parent is not None:
+        lifetime.end_with_parent(args.end_with_parent)
+    if check_command(args.config) != 0:
+        return 1
+    settings = load_settings(args.config)
+    redis_url = args.redis or EmbeddedRedis.running_url(Path(args.data_dir) / "redis")
+    if redis_url is None:
+        print(f"kairos worker: no Redis: pass --redis, or start `kairos serve` on "
+              f"{args.data_dir} first", file=sys.stderr)
+        return 1
+    clock = FileClock(args.clock_file) if args.clock_file else SystemClock()
+
+    async def run() -> None:
+        worker = Worker(settings, redis_url, clock, args.name)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, worker.stop)
+        await worker.run()
+
+    asyncio.run(run())
+    return 0
+
+
+def simulate_command(args: argparse.Namespace) -> int:
+    from edge.store.embedded import EmbeddedRedis
+    from edge.worker.simulate import (SimulationError, events_from_file, events_from_stream,
+                                      find_journey, format_report, parse_moment, simulate)
+
+    try:
+        settings = load_settings(args.config)
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    zone = next(iter(settings.sites.values())).timezone if settings.sites else "UTC"
+    embedded = None
+    try:
+        start = parse_moment(args.start, zone, "--from")
+        end = parse_moment(args.end, zone, "--to", end_of_day=True)
+        if end <= start:
+            raise SimulationError(f"--to ({args.end}) must be later than --from ({args.start})")
+        find_journey(settings, args.journey)  # before any Redis is started or read
+        if args.events is not None:
+            events = events_from_file(args.events)
+        else:
+            redis_url = args.redis
+            if redis_url is None:
+                data_dir = Path(args.data_dir or "var") / "redis"
+                redis_url = EmbeddedRedis.running_url(data_dir)
+                if redis_url is None:
+                    if not data_dir.is_dir():
+                        raise SimulationError(f"no events: {data_dir} holds no Redis data; "
+                                              f"pass --events FILE.jsonl or --redis URL")
+                    embedded = EmbeddedRedis(data_dir)
+                    redis_url = embedded.start()
+            events = events_from_stream(redis_url, settings.stream.key, start, end)
+            if embedded is not None:
+                embedded.stop()
+                embedded = None
+        report = simulate(settings, args.journey, start, end, events)
+    except (SimulationError, RuntimeError, rules.RulesInvalid) as exc:
+        message = "\n".join(str(p) for p in exc.problems) if isinstance(exc, rules.RulesInvalid) else exc
+        print(f"kairos simulate: {message}", file=sys.stderr)
+        return 1
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    print(report.to_json().decode() if args.json else format_report(report))
     return 0
 
 

@@ -649,3 +649,9 @@ def _rooted_in_event(node: Node) -> Node | None:
     for member in reversed(chain):
         rebuilt = Member(rebuilt, member.key, member.pos)
     return rebuilt
+
+
+def node_reader(source: SourceText, problems: list[Problem]) -> _DocumentReader:
+    """The generic node readers (mapping, text, expression, template, caps, …) for a
+    document of another kind, such as a journey, reporting into `problems`."""
+    return _DocumentReader(source, Definitions(), problems)

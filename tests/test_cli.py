@@ -76,7 +76,8 @@ def test_serve_with_embedded_redis_keeps_profiles_across_restarts(example_config
 def test_serve_two_workers_against_external_redis(example_config, redis_url, tmp_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    process = start_serve(example_config, tmp_path / "unused", port, "--workers", "2", "--redis", redis_url)
+    process = start_serve(example_config, tmp_path / "unused", port, "--workers", "2", "--redis", redis_url,
+                          "--no-worker")  # the suite's shared Redis: no worker beside it
     try:
         wait_ready(url, process)
         for i in range(20):

@@ -303,3 +303,35 @@ def test_the_watchdog_fallback_stops_redis_when_the_edge_dies(tmp_path, strays):
     finally:
         edge.kill()
         edge.communicate()
+
+
+def worker_children(pid: int) -> list[int]:
+    return [child for child in children(pid)
+            if b"\x00worker\x00" in Path(f"/proc/{child}/cmdline").read_bytes()]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=lambda s: s.name)
+def test_serve_runs_the_automation_worker_beside_the_edge_and_it_ends_with_serve(tmp_path, sig, strays):
+    data = tmp_path / "var"
+    process, _ = serve(tmp_path, data)
+    try:
+        workers = worker_children(process.pid)
+        assert len(workers) == 1, f"serve {process.pid} has worker children {workers}"
+        strays.add(*workers)
+        client = embedded_client(data)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # the worker joins the consumer group on the stream
+            groups = client.xinfo_groups("kairos:events") if client.exists("kairos:events") else []
+            if groups and groups[0]["name"] == "kairos-automation":
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the worker never joined the consumer group")
+        client.close()
+        process.send_signal(sig)
+        assert gone_within(workers[0], 5.0), f"the worker {workers[0]} outlived serve ({sig.name})"
+        process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()

@@ -15,6 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS = [
     ("edge.cli", "edge.app"),
     ("edge.http",),
+    ("edge.worker",),
+    ("edge.connectors",),
     ("edge.pipeline",),
     ("edge.catalog",),
     ("edge.ingest",),

@@ -231,6 +231,9 @@ def reply_problems(script: scripts.Script, code: str) -> list[str]:
 def xadd_problems(script: scripts.Script, code: str) -> list[str]:
     problems = []
     kinds = {f"'{k}'" for k in (streams.EXPOSURE, streams.CATALOG, streams.MESSAGE)}
+    # effects.lua writes the kind its caller gives each record: streams.kind_of, which
+    # knows only the declared record types
+    kinds.add("records[i + 1]")
     for match in re.finditer(r"redis\.call(?=\(\s*'XADD')", code):
         args = split_items(balanced(code, match.end())[0])
         key, rest = args[1], args[2:]

@@ -16,14 +16,14 @@ CASES = [
      "max_string_length, max_id_length, max_amount"),
     ("limitz: {}\n", "1:1: unknown setting 'limitz' at the top level (did you mean 'limits'?); "
      "expected one of: sites, secret_keys, rules, limits, profiles, stream, redis, catalog, demo, "
-     "metrics"),
+     "metrics, automation, delivery"),
     ("limits:\n  max_depth: deep\n", "2:14: limits.max_depth must be a whole number, not text"),
     ("limits:\n  max_amount: lots\n", "2:15: limits.max_amount must be a number, not text"),
     ("sites:\n  a: {name: A}\n  b:\n    origins: [https://b.test, 7]\n",
      "4:31: sites.b.origins[1] must be text, not a whole number"),
     ("sites:\n  a:\n    colour: red\n",
      "3:5: unknown setting 'colour' in sites.a; expected one of: name, write_keys, origins, "
-     "user_hash_secret, timezone, cookie_domain, vapid_public_key, consent_defaults"),
+     "user_hash_secret, timezone, cookie_domain, vapid_public_key, consent_defaults, email_from"),
     ("sites: [a, b]\n", "1:8: sites must be a mapping, not a list"),
     ("demo:\n  enabled: yes please\n", "2:12: demo.enabled must be true or false, not text"),
     # a secret key is shown by its first four characters only

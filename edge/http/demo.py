@@ -18,6 +18,7 @@ README asks of any page with a policy.
 from __future__ import annotations
 
 import hmac
+import html
 import mimetypes
 import secrets
 from pathlib import Path
@@ -30,6 +31,7 @@ from edge.ingest.auth import user_hash
 from edge.http.common import json_response
 from edge.http.errors import error_response
 from edge.runtime.config import DEMO_USER_HASH_SECRET, Settings, Site
+from edge.worker.inbox import messages
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
 TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
@@ -122,3 +124,32 @@ def signing_site(settings: Settings) -> Site | None:
                                                DEMO_USER_HASH_SECRET.encode()):
         return None
     return site
+
+
+# The inbox page shows received mail as sent: each message in a sandboxed frame that may
+# run nothing and reach nothing but this edge (its images: the open pixel counts).
+INBOX_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
+                "frame-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+
+async def demo_inbox(request: Request) -> Response:
+    """The demo's inbox: the last emails the demo's SMTP catcher received (?to= filters)."""
+    state = request.app.state.edge
+    to = request.query_params.get("to") or None
+    found = await messages(state.redis, to)
+    items = "".join(
+        f"<article><h2>{html.escape(m['subject'])}</h2>"
+        f"<p class=meta>to {html.escape(', '.join(m['to']))} · from {html.escape(m['from'])}</p>"
+        f"<iframe sandbox title=\"{html.escape(m['subject'])}\" srcdoc=\"{html.escape(m['html'])}\">"
+        f"</iframe><details><summary>Plain text</summary><pre>{html.escape(m['text'])}</pre>"
+        "</details></article>" for m in found)
+    heading = f"Inbox of {html.escape(to)}" if to else "Demo inbox: every message"
+    empty = "" if found else "<p>Nothing yet. Sign in on the shop, or leave a cart for an hour.</p>"
+    page = (f"<!doctype html><html><head><meta charset=utf-8><title>{heading}</title>"
+            "<meta name=viewport content=\"width=device-width\"><style>body{font-family:sans-serif;"
+            "max-width:48em;margin:1em auto;padding:0 1em}iframe{width:100%;height:22em;border:1px "
+            "solid #ddd}.meta{color:#666}</style></head><body>"
+            f"<p><a href=\"/demo\">Back to the shop</a></p><h1>{heading}</h1>{empty}{items}"
+            "</body></html>")
+    return Response(page, media_type="text/html; charset=utf-8",
+                    headers={"Cache-Control": "no-store", **guard_headers(INBOX_POLICY)})

@@ -25,7 +25,7 @@ from edge.pipeline.delivery import local_clock, reachable_channels
 from edge.http.common import (check_json_content_type, header_map, json_response, read_body,
                               require_scope)
 from edge.http.errors import error_response
-from edge.http.profiles import _identifier
+from edge.http.profiles import identifier_of
 from edge.ingest.normalize import Incoming, normalize
 from edge.pipeline.rulebook import ActiveRules
 from edge.http.state import EdgeState
@@ -81,7 +81,7 @@ def _hypothetical(asked: ExplainRequest, caller: Caller, limits: Limits,
         raise InputError("event", 'required: the event to try, e.g. {"type": "page"}')
     if event.type is None:
         raise InputError("event.type", "required: one of " + ", ".join(EVENT_TYPES))
-    identifier = _identifier(asked.profile.strip())
+    identifier = identifier_of(asked.profile.strip())
     if event.userId is None and event.anonymousId is None:
         # The event is the person's own; ingest wants an id, and the one asked for will do.
         kind, _, value = identifier.partition(":")

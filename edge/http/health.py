@@ -11,6 +11,7 @@ from starlette.responses import Response
 from edge.http.common import json_response
 from edge.ingest.auth import AuthError
 from edge.http.state import EdgeState
+from edge.worker import metrics as automation
 
 
 async def healthz(request: Request) -> Response:
@@ -41,4 +42,9 @@ async def metrics(request: Request) -> Response:
             raise AuthError(403, "reading /metrics needs a secret key with scope 'metrics' "
                                  "(or metrics.public: true in kairos.yaml)")
     body, content_type = state.metrics.render()
+    try:
+        body += (await automation.render(state.redis, state.settings,
+                                         state.pipeline.clock.now_ms())).encode()
+    except (RedisError, OSError):
+        pass  # the edge's own metrics still answer while Redis is away
     return Response(body, media_type=content_type)

@@ -71,7 +71,8 @@ def build(routes: list[Route], version: str) -> dict[str, Any]:
 # Starlette's `{name:path}` is OpenAPI's `{name}` (a path parameter may hold slashes).
 _PARAMETER = re.compile(r"\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::[a-z]+)?\}")
 PARAMETER_DESCRIPTIONS = {"profile_id": "profile id or identifier kind:value",
-                          "product_id": "the product's id", "path": "the rest of the path"}
+                          "product_id": "the product's id", "path": "the rest of the path",
+                          "journey_id": "the journey's id"}
 
 
 def documented_path(path: str) -> str:
@@ -98,6 +99,9 @@ def _operation(route: Route, method: str) -> dict[str, Any]:
         op["security"] = [{"writeKey": []}, {"bearer": []}]
         op["responses"]["401"] = _error("missing or unknown key")
         op["responses"]["403"] = _error("the key may not do this")
+    if route.path.startswith("/v1/journeys"):
+        _journeys(route, op)
+        return op
     if method == "POST" and route.path.startswith("/v1/") and route.path != "/v1/admin/reload":
         schema = _ingest_schema(route.path)
         op["requestBody"] = {"required": True, "content": {
@@ -192,9 +196,71 @@ def _metrics(op: dict[str, Any]) -> None:
                        "403": _error("the key lacks scope 'metrics', with metrics.public off")}
 
 
+def _tracking(op: dict[str, Any]) -> None:
+    op["parameters"][0]["description"] = "the signed token the sent message carries"
+    op["responses"] = {"400": _error("the token is malformed or its signature does not match")}
+    if op["operationId"] == "get_track_click":
+        op["responses"]["302"] = {"description": "to the token's destination"}
+    elif op["operationId"] == "get_track_open":
+        op["responses"]["200"] = {"description": "a 1x1 image", "content": {"image/png": {}}}
+    elif op["operationId"] == "get_preferences":
+        op["responses"]["200"] = {"description": "the preference page", "content": {"text/html": {}}}
+    else:
+        op["requestBody"] = {"required": True, "content": {
+            "application/x-www-form-urlencoded": {"schema": {"type": "object", "properties": {
+                "List-Unsubscribe": {"type": "string", "enum": ["One-Click"]},
+                "action": {"type": "string", "enum": ["unsubscribe", "preferences"]}}}}}}
+        op["responses"]["200"] = {"description": "done", "content": {"text/html": {}}}
+        op["responses"]["503"] = _error("the profile store did not answer; retry after Retry-After")
+
+
+def _callback(op: dict[str, Any]) -> None:
+    # Called by the SMS and WhatsApp providers, authenticated by their signatures alone.
+    op["security"] = []
+    op["responses"] = {"403": _error("the provider's signature is missing or does not match"),
+                       "404": _error("this channel is not configured on this edge")}
+    if op["operationId"] == "get_callback_whatsapp_verify":
+        op["parameters"] = [{"name": name, "in": "query", "required": True,
+                             "schema": {"type": "string"}, "description": description}
+                            for name, description in (
+                                ("hub.mode", "subscribe"),
+                                ("hub.verify_token", "the verify token set up with Meta"),
+                                ("hub.challenge", "what to answer"))]
+        op["responses"]["200"] = {"description": "hub.challenge, as it came",
+                                  "content": {"text/plain": {"schema": {"type": "string"}}}}
+        op["responses"]["400"] = _error("hub.challenge is missing")
+        return
+    op["responses"]["400"] = _error("malformed body, or a required field missing")
+    op["responses"]["413"] = _error("body too large")
+    op["responses"]["503"] = _error("Redis did not answer; the provider retries")
+    if op["operationId"] == "post_callback_sms":
+        op["parameters"] = [{"name": "X-Twilio-Signature", "in": "header", "required": True,
+                             "schema": {"type": "string"},
+                             "description": "base64 HMAC-SHA1 of the URL and the sorted params"}]
+        op["requestBody"] = {"required": True, "content": {
+            "application/x-www-form-urlencoded": {"schema": {"type": "object", "properties": {
+                name: {"type": "string"} for name in ("MessageSid", "MessageStatus",
+                                                      "ErrorCode", "ErrorMessage")}}}}}
+        op["responses"]["204"] = {"description": "taken (an unknown MessageSid is ignored)"}
+        op["responses"]["415"] = _error("not form-encoded")
+        return
+    op["parameters"] = [{"name": "X-Hub-Signature-256", "in": "header", "required": True,
+                         "schema": {"type": "string"},
+                         "description": "sha256=<hex HMAC-SHA256 of the body>"}]
+    op["requestBody"] = {"required": True, "content": {"application/json": {"schema": {
+        "type": "object", "required": ["entry"],
+        "properties": {"entry": {"type": "array", "items": {"type": "object"}}}}}}}
+    op["responses"]["200"] = {"description": "taken", "content": {"application/json": {
+        "schema": {"type": "object"}}}}
+
+
 OWN_DOCUMENTATION = {"cors_preflight": _preflight, "push_key": _push_key, "snippet": _script,
                      "service_worker": _script, "demo_home": _demo, "demo_file": _demo,
-                     "demo_sign": _demo_sign, "readyz": _readyz, "metrics": _metrics}
+                     "demo_inbox": _demo,
+                     "demo_sign": _demo_sign, "readyz": _readyz, "metrics": _metrics,
+                     "track_click": _tracking, "track_open": _tracking, "preferences": _tracking,
+                     "unsubscribe": _tracking, "callback_sms": _callback,
+                     "callback_whatsapp_verify": _callback, "callback_whatsapp": _callback}
 
 
 def _explain(op: dict[str, Any]) -> None:
@@ -210,6 +276,34 @@ def _explain(op: dict[str, Any]) -> None:
                        "nothing is written",
         "content": {"application/json": {"schema": {"type": "object"}}}}
     op["responses"]["404"] = _error("no profile for this identifier (field `profile`)")
+
+
+def _journeys(route: Route, op: dict[str, Any]) -> None:
+    op["responses"]["503"] = _error("Redis did not answer; retry after Retry-After")
+    if route.path == "/v1/journeys":
+        op["responses"]["200"] = {"description": "each journey with its counts per step",
+                                  "content": {"application/json": {"schema": {"type": "object"}}}}
+        return
+    op["responses"]["404"] = _error("no such journey (field `journey_id`)")
+    if route.path.endswith("/enrollments"):
+        person = {"type": "object", "required": ["profile"], "additionalProperties": False,
+                  "properties": {
+                      "profile": {"type": "string", "description": "profile id or kind:value"},
+                      "key": {"type": ["string", "null"], "description": "the run key"},
+                      "data": {"type": "object", "description": "what the templates read "
+                                                                 "as event.properties"}}}
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["people"], "additionalProperties": False,
+            "properties": {"people": {"type": "array", "items": person, "minItems": 1},
+                           "idempotency_key": {"type": ["string", "null"]}}}}}}
+        op["parameters"] = [*op.get("parameters", []), {
+            "name": "Idempotency-Key", "in": "header", "required": False,
+            "schema": {"type": "string"}, "description": "the idempotency key, if the body has none"}]
+        op["responses"].pop("200")
+        op["responses"]["202"] = {"description": "accepted for the worker; unknown people listed",
+                                  "content": {"application/json": {"schema": {"type": "object"}}}}
+        op["responses"]["400"] = _error("bad input: the field and the reason")
+        op["responses"]["422"] = _error("none of the people has a profile")
 
 
 def _catalog(route: Route, method: str, op: dict[str, Any]) -> None:

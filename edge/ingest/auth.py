@@ -26,6 +26,7 @@ class Caller:
     site_id: str
     site: Site
     scopes: frozenset[str]
+    journeys: frozenset[str] = frozenset()  # what scope journeys:enroll enrols into
 
     @property
     def is_public(self) -> bool:
@@ -57,7 +58,8 @@ class KeyRing:
                 self._callers[_digest(key)] = Caller("public", site_id, site, frozenset({"ingest"}))
         for key, secret in settings.secret_keys.items():
             site = settings.sites[secret.site]
-            self._callers[_digest(key)] = Caller("secret", secret.site, site, frozenset(secret.scopes))
+            self._callers[_digest(key)] = Caller("secret", secret.site, site, frozenset(secret.scopes),
+                                                 frozenset(secret.journeys))
 
     def lookup(self, key: str | None) -> Caller | None:
         if not key:

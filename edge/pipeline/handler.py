@@ -273,6 +273,12 @@ class Pipeline:
         write = OutcomeWrite(now, horizon_ms=self.rulebook.active.cap_horizon_ms)
         if decision.segments != profile["segments"]:
             write.segments = decision.segments
+            # for journeys that start when a person enters or leaves a segment
+            entered = sorted(set(decision.segments) - set(profile["segments"]))
+            left = sorted(set(profile["segments"]) - set(decision.segments))
+            write.records.append((0, streams.SegmentChange(
+                profile_id=profile["id"], message_id=streams.new_message_id(), timestamp=now,
+                entered=entered, left=left)))
         traits, tags = selection.traits_and_tags()
         if tags:
             merged = list(dict.fromkeys([*profile["tags"], *tags]))
@@ -298,7 +304,7 @@ class Pipeline:
             write.deliveries.append(fired.caps)
             index_of[fired.plan.id] = len(write.deliveries)
         for experiment, variant, rule_id in selection.exposures:
-            write.exposures.append((index_of.get(rule_id, 0), streams.Exposure(
+            write.records.append((index_of.get(rule_id, 0), streams.Exposure(
                 profile_id=profile_id, message_id=streams.new_message_id(), timestamp=now,
                 experiment=experiment, variant=variant, rule=rule_id,
                 exposed=variant != "control")))

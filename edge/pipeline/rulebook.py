@@ -40,6 +40,18 @@ def rule_files(rules_dir: Path) -> list[Path]:
     return sorted(p for p in rules_dir.rglob("*") if p.suffix in RULE_SUFFIXES and p.is_file())
 
 
+def files_fingerprint(paths: list[Path]) -> tuple[tuple[str, int, int], ...]:
+    """Names, modification times and sizes of files, to poll for changes cheaply."""
+    found = []
+    for path in paths:
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            continue
+        found.append((str(path), stat.st_mtime_ns, stat.st_size))
+    return tuple(found)
+
+
 def read_documents(rules_dir: Path) -> list[tuple[str, str]]:
     """(name relative to the config folder, text) for every rule file, in a stable order."""
     files = rule_files(rules_dir)
@@ -61,14 +73,7 @@ class Rulebook:
 
     def fingerprint(self) -> tuple[tuple[str, int, int], ...]:
         """Names, modification times and sizes of the rule files: changes when any file does."""
-        found = []
-        for path in rule_files(self.rules_dir):
-            try:
-                stat = path.stat()
-            except FileNotFoundError:
-                continue
-            found.append((str(path), stat.st_mtime_ns, stat.st_size))
-        return tuple(found)
+        return files_fingerprint(rule_files(self.rules_dir))
 
     def reload(self) -> list[rules.Problem]:
         """Swap in the rules on disk; returns the problems (and keeps the old rules) if any."""

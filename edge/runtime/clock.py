@@ -24,3 +24,26 @@ class FakeClock:
 
     def set(self, ms: int) -> None:
         self._now = ms
+
+
+class FileClock:
+    """A clock read from a file holding epoch milliseconds: how tests and simulations
+    move the time of a worker running in another process. Falls back to the system
+    clock while the file is missing or unreadable. The file is read at most once a
+    millisecond: a worker asks the time several times per step."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._read_at = -1
+        self._now = 0
+
+    def now_ms(self) -> int:
+        moment = time.monotonic_ns() // 1_000_000
+        if moment != self._read_at:
+            self._read_at = moment
+            try:
+                with open(self.path, encoding="ascii") as file:
+                    self._now = int(file.read().strip())
+            except (OSError, ValueError):
+                self._now = time.time_ns() // 1_000_000
+        return self._now

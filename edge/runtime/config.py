@@ -8,8 +8,11 @@ the rest of the code can trust the values.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from pathlib import Path
+from typing import Mapping
 
 import msgspec
 import yaml
@@ -41,6 +44,8 @@ class Site(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # (edge.ingest.consent.DEFAULTS fills the rest: opt-in for marketing and for push,
     # email, SMS and WhatsApp).
     consent_defaults: dict[str, bool] = {}
+    # The sender of the site's email, "Name <address>".
+    email_from: str = ""
 
 
 class SecretKey(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -99,6 +104,9 @@ class DemoSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # example configuration publishes (DEMO_USER_HASH_SECRET), never with a real one.
     enabled: bool = False
     site: str = "demo"
+    # The demo's inbox: an SMTP server on this local port, run by the automation worker,
+    # that keeps what it receives for /demo/inbox. 0: none. Point delivery.email at it.
+    inbox_port: int = 0
 
 
 class MetricsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -106,6 +114,99 @@ class MetricsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # with a secret key that has the scope `metrics`. Public suits a scraper on a private
     # network that cannot send a key.
     public: bool = False
+
+
+class AutomationSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # The automation worker (`kairos worker`): journeys, its consumer group, its timers.
+    journeys: str = "journeys"      # journey files, relative to the configuration folder
+    namedays: str = "namedays"      # name-day calendars (<country>.tsv), relative to it too
+    group: str = "kairos-automation"
+    start: str = "new"              # where a new consumer group begins: new events, or all
+    visibility_ms: int = 30_000     # a pending event unacknowledged this long goes to another worker
+    batch: int = 200                # events read at once
+    timer_shards: int = 8
+    timer_lease_ms: int = 30_000    # a claimed timer whose worker died fires again after this
+    poll_ms: int = 100              # how often due timers are claimed
+
+
+class EmailSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # SMTP; the credentials are read from the environment variables named here.
+    host: str = "127.0.0.1"
+    port: int = 25
+    security: str = "none"          # none | starttls | tls (implicit, usually port 465)
+    verify_certificates: bool = True
+    username_env: str = ""
+    password_env: str = ""
+    pool: int = 4                   # connections kept open, and messages sent at once
+    rate_per_s: float = 0           # at most this many a second on average; 0: no limit
+    timeout_ms: int = 10_000
+
+
+class SmsSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # A Twilio-compatible Messages API; the credentials come from the environment.
+    base_url: str = "https://api.twilio.com"
+    account_sid_env: str = ""
+    auth_token_env: str = ""        # also the key status callbacks are signed with
+    sender: str = ""                # From: a number (E.164) or an alphanumeric sender id
+    messaging_service_sid: str = "" # instead of a sender
+    status_callback_url: str = ""   # this edge's /v1/callbacks/sms, as the provider reaches it
+    default_region: str = "CZ"      # numbers written without +country are read as this
+    concurrency: int = 8
+    rate_per_s: float = 0
+    timeout_ms: int = 10_000
+
+
+class WhatsAppSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # The WhatsApp Cloud API; the credentials come from the environment.
+    base_url: str = "https://graph.facebook.com"
+    api_version: str = "v21.0"
+    phone_number_id: str = ""
+    access_token_env: str = ""
+    app_secret_env: str = ""        # callbacks are signed with it (X-Hub-Signature-256)
+    verify_token_env: str = ""      # the callback URL's subscription check
+    # Outside the 24 hours after the person last wrote, only an approved template may be
+    # sent: this one, with the message's text as its body parameter.
+    template: str = ""
+    language: str = "en"
+    default_region: str = "CZ"
+    concurrency: int = 8
+    rate_per_s: float = 0
+    timeout_ms: int = 10_000
+
+
+class WebhookEndpoint(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    url: str
+    secret_env: str                 # the signing secret (whsec_<base64>), from the environment
+    previous_secret_env: str = ""   # while rotating: the old secret, signed with as well
+
+
+class WebhookSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    endpoints: dict[str, WebhookEndpoint] = {}
+    concurrency: int = 32
+    rate_per_s: float = 0
+    timeout_ms: int = 5_000
+
+
+class DeliverySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # The delivery service (kairos worker): reads the outbox, sends through the connectors.
+    enabled: bool = True
+    group: str = "kairos-delivery"
+    visibility_ms: int = 60_000     # an outbox entry a dead worker held goes to another after this
+    lease_ms: int = 60_000          # how long one attempt may take before it counts as interrupted
+    batch: int = 200
+    max_attempts: int = 6           # then the message is dead-lettered
+    backoff_ms: int = 2_000         # the first retry's delay; doubled each time, with jitter
+    max_backoff_ms: int = 600_000
+    ledger_days: int = 14           # how long a message id is remembered against resending
+    # This edge's address as readers reach it (https://edge.shop.example): tracking links,
+    # the open pixel and unsubscribe point here. Empty: messages go out without them.
+    public_url: str = ""
+    track_opens: bool = True
+    track_clicks: bool = True
+    email: EmailSettings | None = None
+    sms: SmsSettings | None = None
+    whatsapp: WhatsAppSettings | None = None
+    webhooks: WebhookSettings = WebhookSettings()
 
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -119,12 +220,22 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     catalog: CatalogSettings = CatalogSettings()
     demo: DemoSettings = DemoSettings()
     metrics: MetricsSettings = MetricsSettings()
+    automation: AutomationSettings = AutomationSettings()
+    delivery: DeliverySettings = DeliverySettings()
     # Filled in by load_settings, not read from the file.
     config_dir: str = "."
 
     @property
     def rules_dir(self) -> Path:
         return Path(self.config_dir) / self.rules
+
+    @property
+    def journeys_dir(self) -> Path:
+        return Path(self.config_dir) / self.automation.journeys
+
+    @property
+    def namedays_dir(self) -> Path:
+        return Path(self.config_dir) / self.automation.namedays
 
 
 KNOWN_SCOPES = frozenset({"ingest", "profiles:read", "profiles:delete", "admin", "journeys:enroll",
@@ -217,4 +328,117 @@ def validate(settings: Settings) -> list[tuple[SettingPath, str]]:
         for name, value in msgspec.structs.asdict(getattr(settings, section)).items():
             if value < 0 or (value == 0 and name != "upsell_step"):
                 problems.append(((section, name), "must be positive"))
+    automation = settings.automation
+    if automation.start not in ("new", "all"):
+        problems.append((("automation", "start"), "must be new or all"))
+    for name in ("visibility_ms", "batch", "timer_shards", "timer_lease_ms", "poll_ms"):
+        if getattr(automation, name) <= 0:
+            problems.append((("automation", name), "must be positive"))
+    problems += delivery_problems(settings, os.environ)
     return problems
+
+
+def delivery_problems(settings: Settings, environ: Mapping[str, str]
+                      ) -> list[tuple[SettingPath, str]]:
+    """The delivery section's checks, the environment's secrets included: a connector
+    whose secret is missing is reported at load, not at its first send."""
+    problems: list[tuple[SettingPath, str]] = []
+    delivery = settings.delivery
+    for name in ("visibility_ms", "lease_ms", "batch", "max_attempts", "backoff_ms",
+                 "max_backoff_ms", "ledger_days"):
+        if getattr(delivery, name) <= 0:
+            problems.append((("delivery", name), "must be positive"))
+    if delivery.public_url and (not delivery.public_url.startswith(("https://", "http://"))
+                                or delivery.public_url.endswith("/")):
+        problems.append((("delivery", "public_url"), "must look like https://host[:port]"))
+    email = delivery.email
+    if email is not None:
+        if email.security not in ("none", "starttls", "tls"):
+            problems.append((("delivery", "email", "security"), "must be none, starttls or tls"))
+        if not 0 < email.port < 65536:
+            problems.append((("delivery", "email", "port"), "must be a TCP port (1-65535)"))
+        if email.pool <= 0:
+            problems.append((("delivery", "email", "pool"), "must be positive"))
+        for field in ("username_env", "password_env"):
+            variable = getattr(email, field)
+            if variable and not environ.get(variable):
+                problems.append((("delivery", "email", field),
+                                 f"the environment variable {variable} is not set"))
+        for site_id, site in settings.sites.items():
+            if site.email_from and "@" not in site.email_from:
+                problems.append((("sites", site_id, "email_from"),
+                                 "must be an address, e.g. Shop <shop@example.com>"))
+    hooks = delivery.webhooks
+    if hooks.concurrency <= 0:
+        problems.append((("delivery", "webhooks", "concurrency"), "must be positive"))
+    for name, endpoint in hooks.endpoints.items():
+        where = ("delivery", "webhooks", "endpoints", name)
+        if not endpoint.url.startswith(("https://", "http://")):
+            problems.append(((*where, "url"), "must be an http(s) URL"))
+        for field in ("secret_env", "previous_secret_env"):
+            variable = getattr(endpoint, field)
+            if not variable:
+                continue
+            secret = environ.get(variable)
+            if not secret:
+                problems.append(((*where, field), f"the environment variable {variable} is not set"))
+            elif not _webhook_secret_ok(secret):
+                problems.append(((*where, field), f"{variable} must hold whsec_ and base64 "
+                                                  "(at least 24 bytes)"))
+    sms = delivery.sms
+    if sms is not None:
+        where = ("delivery", "sms")
+        problems += _provider_problems(where, sms, environ, required=("account_sid_env",
+                                                                      "auth_token_env"))
+        if not sms.sender and not sms.messaging_service_sid:
+            problems.append(((*where, "sender"), "a sender (or messaging_service_sid) is required"))
+        if sms.status_callback_url and not sms.status_callback_url.startswith(
+                ("https://", "http://")):
+            problems.append(((*where, "status_callback_url"), "must be an http(s) URL"))
+    whatsapp = delivery.whatsapp
+    if whatsapp is not None:
+        where = ("delivery", "whatsapp")
+        problems += _provider_problems(where, whatsapp, environ, required=("access_token_env",),
+                                       optional=("app_secret_env", "verify_token_env"))
+        for field in ("phone_number_id", "template", "language", "api_version"):
+            if not getattr(whatsapp, field):
+                problems.append(((*where, field), "is required"))
+    return problems
+
+
+def _provider_problems(where: SettingPath, section: SmsSettings | WhatsAppSettings,
+                       environ: Mapping[str, str], required: tuple[str, ...],
+                       optional: tuple[str, ...] = ()) -> list[tuple[SettingPath, str]]:
+    """What the SMS and WhatsApp sections share: the URL, the limits, the region and the
+    environment variables holding the credentials."""
+    import phonenumbers  # only where SMS or WhatsApp is configured
+
+    problems: list[tuple[SettingPath, str]] = []
+    if not section.base_url.startswith(("https://", "http://")):
+        problems.append(((*where, "base_url"), "must be an http(s) URL"))
+    for name in ("concurrency", "timeout_ms"):
+        if getattr(section, name) <= 0:
+            problems.append(((*where, name), "must be positive"))
+    if section.rate_per_s < 0:
+        problems.append(((*where, "rate_per_s"), "must not be negative"))
+    if section.default_region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        problems.append(((*where, "default_region"),
+                         f"unknown region {section.default_region!r}: expected a country code "
+                         "such as CZ"))
+    for field in (*required, *optional):
+        variable = getattr(section, field)
+        if not variable:
+            if field in required:
+                problems.append(((*where, field), "must name the environment variable that "
+                                                  "holds it"))
+        elif not environ.get(variable):
+            problems.append(((*where, field), f"the environment variable {variable} is not set"))
+    return problems
+
+
+def _webhook_secret_ok(secret: str) -> bool:
+    body = secret.removeprefix("whsec_")
+    try:
+        return len(base64.b64decode(body + "=" * (-len(body) % 4), validate=True)) >= 24
+    except (binascii.Error, ValueError):
+        return False

@@ -23,14 +23,13 @@ from typing import Any, Iterable, Sequence
 
 import msgspec
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError
 
 from edge.catalog.products import Product
 from edge.runtime.clock import SystemClock
 from edge.runtime.config import Settings
 from edge.store import streams
 from edge.store.scripts import (CATALOG_DELETE, CATALOG_PUT, CatalogDeleteArgs, CatalogPutArgs,
-                                Script, argv)
+                                argv, run_scripts)
 from edge.store.streams import BACK_IN_STOCK, PRICE_DROPPED
 
 # A concurrent writer can move a product to another category between our read of
@@ -94,7 +93,7 @@ class CatalogStore:
         for _ in range(MAX_ATTEMPTS):
             calls = [(CATALOG_PUT, *self._put_call(product, path, now)) for product, path in pending]
             retry = []
-            for (product, _), reply in zip(pending, await self._run_scripts(calls)):
+            for (product, _), reply in zip(pending, await run_scripts(self.client, calls)):
                 if reply[0] == b"recat":
                     retry.append((product, reply[1].decode()))
                     continue
@@ -128,7 +127,7 @@ class CatalogStore:
         for _ in range(MAX_ATTEMPTS):
             keys = [self.product_key(product_id), self._index_or(path, product_id),
                     self.cross_sell_key(product_id)]
-            (reply,) = await self._run_scripts(
+            (reply,) = await run_scripts(self.client,
                 [(CATALOG_DELETE, keys, argv(CatalogDeleteArgs(product_id, path)))])
             if reply[0] != b"recat":
                 return reply[0] == b"ok"
@@ -259,31 +258,6 @@ class CatalogStore:
             stream_max=self.stream_max)
         return keys, argv(args)
 
-    async def _run_scripts(self, calls: list[tuple[Script, list[str], Sequence[Any]]]) -> list[Any]:
-        """EVALSHA each call in one pipeline; after a Redis restart (NOSCRIPT), load and redo
-        only the calls that failed, so none runs twice."""
-        replies: list[Any] = [None] * len(calls)
-        todo = list(range(len(calls)))
-        for attempt in range(2):
-            async with self.client.pipeline(transaction=False) as pipe:
-                for i in todo:
-                    script, keys, args = calls[i]
-                    pipe.evalsha(script.sha, len(keys), *keys, *args)
-                results = await pipe.execute(raise_on_error=False)
-            failed = []
-            for i, result in zip(todo, results):
-                if isinstance(result, NoScriptError) and attempt == 0:
-                    failed.append(i)
-                elif isinstance(result, Exception):
-                    raise result
-                else:
-                    replies[i] = result
-            if not failed:
-                break
-            for script in {calls[i][0] for i in failed}:
-                await self.client.script_load(script.source)
-            todo = failed
-        return replies
 
 
 def _change(change: str, product: Product, now_ms: int, **values: Any) -> str:

@@ -15,6 +15,8 @@ AGGREGATE_REGISTRY = "kairos:aggregate-ids"
 
 # Keys of one profile after the hash itself, in the order the scripts expect.
 SUFFIXES = (":seen", ":rp", ":rc", ":ids", ":t", ":cart")
+# The person's journey runs and entries (edge/store/journeys.py); not read by the event script.
+JOURNEYS = ":j"
 
 
 def _escape(identifier: str) -> str:

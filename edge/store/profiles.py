@@ -27,6 +27,7 @@ from edge.store.batcher import ScriptBatcher
 from edge.store.pipelined import pack_arguments
 from edge.store.scripts import (DROP_POINTER, EFFECTS, EVENT, LINK, MERGE, AggregateList,
                                 CapCheck, CapRecord, DropPointerArgs, EffectsArgs, EventArgs,
+                                JourneyCommit,
                                 EventArgv, Limits, LinkArgs, MergeArgs, Snapshot, argv,
                                 flat_json)
 from rules.arbitration import deliveries_per_key
@@ -53,13 +54,14 @@ class OutcomeWrite:
     engagement: tuple = ()  # (local hour, channel, engaged 0|1, time ms) or ()
     # (delivery number from 1, or 0 for none; the record): an entry that belongs to
     # a delivery is written only if the delivery's caps had room
-    exposures: list[tuple[int, streams.Exposure]] = field(default_factory=list)
+    # the edge's own records for the event stream (exposures, segment changes)
+    records: list[tuple[int, streams.Exposure | streams.SegmentChange]] = field(default_factory=list)
     messages: list[tuple[int, streams.OutboundMessage]] = field(default_factory=list)
 
     def is_empty(self) -> bool:
         return (self.segments is None and self.tags is None and not self.traits
                 and not self.deliveries and not self.variants and not self.consent
-                and not self.engagement and not self.exposures and not self.messages)
+                and not self.engagement and not self.records and not self.messages)
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,6 +339,22 @@ class ProfileStore:
         Returns, per delivery, whether its caps still had room: a concurrent
         event of the same person may have taken it first.
         """
+        reply = await self._effects(profile_id, outcome, b"")
+        if reply[0] != b"ok":
+            return [False] * len(outcome.deliveries)  # merged or erased meanwhile: deliver nothing
+        return [flag == 1 for flag in reply[1]]
+
+    async def commit_journeys(self, profile_id: str, outcome: "OutcomeWrite",
+                              commit: JourneyCommit) -> tuple[str, str | None]:
+        """A journey step's changes and effects, in the same script as the edge's decisions:
+        (status, the profile moved to or None). Status "ok"; "dup" (the stimulus was applied
+        before); "stale" (the state changed since it was read); "capped" (a send no longer
+        fits its caps: nothing was written); "moved" or "missing" (no such profile now)."""
+        reply = await self._effects(profile_id, outcome, _msgpack(commit))
+        status = reply[0].decode()
+        return status, reply[1].decode() if status == "moved" else None
+
+    async def _effects(self, profile_id: str, outcome: "OutcomeWrite", commit: bytes) -> list[Any]:
         o = outcome
         args = EffectsArgs(
             now=o.now_ms,
@@ -345,20 +363,17 @@ class ProfileStore:
             traits_set=flat_json(o.traits), horizon_ms=o.horizon_ms,
             variants=[x for pair in o.variants.items() for x in pair],
             consent=[x for change in o.consent for x in change], engagement=list(o.engagement),
-            exposures=[x for needs, record in o.exposures
-                       for x in (needs, streams.event_json(record))],
+            records=[x for needs, record in o.records
+                     for x in (needs, streams.kind_of(record), streams.event_json(record))],
             messages=[x for needs, record in o.messages
                       for x in (needs, streams.event_json(record))])
         deliveries: list[Any] = []
         for caps in o.deliveries:
             deliveries += _delivery_arg(caps)
         key = K.profile_key(profile_id)
-        reply = await self.batcher.call(
-            EFFECTS, [key, key + ":t", self.stream_key, self.outbox_key],
-            (_msgpack(args), _msgpack(deliveries), self.limits_packed))
-        if reply[0] != b"ok":
-            return [False] * len(o.deliveries)  # merged or erased meanwhile: deliver nothing
-        return [flag == 1 for flag in reply[1]]
+        return await self.batcher.call(
+            EFFECTS, [key, key + ":t", self.stream_key, self.outbox_key, key + K.JOURNEYS],
+            (_msgpack(args), _msgpack(deliveries), self.limits_packed, commit))
 
     async def register_aggregates(self, layout: AggregateLayout) -> None:
         """Remember every aggregate id ever maintained, so erasure can find its keys."""
@@ -378,7 +393,7 @@ class ProfileStore:
         deleted_keys = 0
         for identifier in identifiers:
             base = K.profile_key(identifier)
-            names = [base, *(base + s for s in K.SUFFIXES)]
+            names = [base, *(base + s for s in K.SUFFIXES), base + K.JOURNEYS, base + ":cal"]
             names += [base + ":g:" + a.decode() for a in await self.client.smembers(K.AGGREGATE_REGISTRY)]
             deleted_keys += await self.client.delete(*names)
             self.cache.forget(identifier)

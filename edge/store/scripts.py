@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import hashlib
 from importlib import resources
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import msgspec
 import orjson
+from redis.exceptions import NoScriptError
 
 
 class Script:
@@ -39,6 +40,34 @@ class Script:
         self.packed = dict(packed or {})
         # status -> the names of the values after it, or the Struct of the whole reply
         self.replies = dict(replies or {})
+
+
+async def run_scripts(client: Any, calls: Sequence[tuple[Script, Sequence[str], Sequence[Any]]]
+                      ) -> list[Any]:
+    """EVALSHA each call in one redis-py pipeline; after a Redis restart (NOSCRIPT), load
+    and redo only the calls that failed, so none runs twice."""
+    replies: list[Any] = [None] * len(calls)
+    todo = list(range(len(calls)))
+    for attempt in range(2):
+        async with client.pipeline(transaction=False) as pipe:
+            for i in todo:
+                script, keys, args = calls[i]
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            results = await pipe.execute(raise_on_error=False)
+        failed = []
+        for i, result in zip(todo, results):
+            if isinstance(result, NoScriptError) and attempt == 0:
+                failed.append(i)
+            elif isinstance(result, Exception):
+                raise result
+            else:
+                replies[i] = result
+        if not failed:
+            break
+        for script in {calls[i][0] for i in failed}:
+            await client.script_load(script.source)
+        todo = failed
+    return replies
 
 
 def argv(args: msgspec.Struct) -> tuple[Any, ...]:
@@ -206,6 +235,18 @@ class EffectsArgv(msgspec.Struct, array_like=True):
     outcome: bytes  # EffectsArgs
     deliveries: bytes  # CapCheck and CapRecord groups, flat
     limits: bytes  # Limits
+    commit: bytes = b""  # JourneyCommit, or empty for the edge's own decisions
+
+
+class JourneyCommit(msgspec.Struct, array_like=True):
+    """effects.lua ARGV[4] for a journey step: the person's journey state changes only
+    from the version it was read at, and once per stimulus."""
+
+    expected: int  # the state's version ("v") the step was computed from
+    stimulus: str  # the event's message id, the timer's or the enrolment's key
+    applied_max: int  # how many applied stimuli the state remembers
+    run_writes: list[Any]  # flat: field, msgpack value, ...
+    run_deletes: list[str]  # fields to remove (ended runs)
 
 
 class EffectsArgs(msgspec.Struct, array_like=True):
@@ -219,8 +260,8 @@ class EffectsArgs(msgspec.Struct, array_like=True):
     variants: list[str]  # flat: experiment id, variant, ...
     consent: list[Any]  # flat: name, granted 0|1, time ms, source, ...
     engagement: list[Any]  # [local hour, channel, engaged 0|1, time ms] or []
-    # flat: delivery number (1-based; 0 = none) the entry depends on, event JSON, ...
-    exposures: list[Any]  # to the event stream
+    # flat: delivery number (1-based; 0 = none) the entry depends on, (kind,) event JSON, ...
+    records: list[Any]  # to the event stream: needs, kind, event JSON, ...
     messages: list[Any]  # to the outbox
 
 
@@ -242,8 +283,9 @@ class CapRecord(msgspec.Struct, array_like=True):
 
 EFFECTS = Script("effects", argv=EffectsArgv,
                  packed={"outcome": EffectsArgs, "deliveries": (CapCheck, CapRecord),
-                         "limits": Limits},
-                 replies={"ok": ("accepted",), "moved": ("target",), "missing": ()})
+                         "limits": Limits, "commit": JourneyCommit},
+                 replies={"ok": ("accepted",), "moved": ("target",), "missing": (), "dup": (),
+                          "stale": (), "capped": ()})
 
 
 # -- catalog_put.lua, catalog_delete.lua -----------------------------------------------------
@@ -275,5 +317,74 @@ class CatalogDeleteArgs(msgspec.Struct, array_like=True):
 CATALOG_DELETE = Script("catalog_delete", argv=CatalogDeleteArgs,
                         replies={"ok": (), "missing": (), "recat": ("stored",)})
 
+
+# -- timer_claim.lua, timer_release.lua, timer_extend.lua ------------------------------------
+# Times are whole ms, passed as ARGV text and handed to commands as they came, never
+# through a Lua number (which redis.call would format with 14 significant digits).
+
+
+class TimerClaimArgs(msgspec.Struct, array_like=True):
+    now: int  # timers due at or before this are taken
+    lease_now: int  # leases that expired at or before this are taken again
+    lease_until: int  # the expiry of every lease this call hands out
+    limit: int  # at most this many; 0 only asks whether any is waiting
+
+
+class ClaimedTimer(msgspec.Struct, array_like=True):
+    """One group of timer_claim.lua's flat `taken` reply."""
+
+    member: bytes
+    due: bytes  # the due score; for a reclaimed timer the expired lease's
+    reclaimed: int  # 1: its lease had expired and was taken over
+
+
+TIMER_CLAIM = Script("timer_claim", argv=TimerClaimArgs, replies={"ok": ("more", "taken")})
+
+
+class TimerReleaseArgs(msgspec.Struct, array_like=True):
+    member: str
+    lease_until: int  # the lease the caller was given
+
+
+TIMER_RELEASE = Script("timer_release", argv=TimerReleaseArgs)
+
+
+class TimerExtendArgs(msgspec.Struct, array_like=True):
+    member: str
+    lease_until: int  # the lease the caller was given
+    now: int
+    new_lease_until: int
+
+
+TIMER_EXTEND = Script("timer_extend", argv=TimerExtendArgs)
+
+
+# -- delivery_claim.lua, delivery_finish.lua -------------------------------------------------
+
+
+class DeliveryClaimArgs(msgspec.Struct, array_like=True):
+    mode: str  # new | retry | retake
+    now: int  # the worker's wall clock: a lease that expired by now is a dead holder's
+    lease_until: int  # the lease this attempt holds until
+    ttl_ms: int  # how long the ledger remembers the message
+
+
+DELIVERY_CLAIM = Script("delivery_claim", argv=DeliveryClaimArgs, replies={
+    "go": ("attempt",), "done": ("state",), "busy": (), "scheduled": (),
+    "interrupted": ("attempt",)})
+
+
+class DeliveryFinishArgs(msgspec.Struct, array_like=True):
+    state: str  # sent | failed | dead | retry
+    lease_until: int  # the lease the attempt was given
+    provider_id: str
+    reason: str
+    now: int
+    message: str  # the message (JSON): what a retry sends, what a provider's status joins to
+
+
+DELIVERY_FINISH = Script("delivery_finish", argv=DeliveryFinishArgs)
+
 ALL = (EVENT, LINK, MERGE, DROP_POINTER, EFFECTS)
-EVERY = (*ALL, CATALOG_PUT, CATALOG_DELETE)
+EVERY = (*ALL, CATALOG_PUT, CATALOG_DELETE, TIMER_CLAIM, TIMER_RELEASE, TIMER_EXTEND,
+         DELIVERY_CLAIM, DELIVERY_FINISH)

@@ -40,11 +40,14 @@ PROFILE, EVENT, KIND = "p", "e", "k"
 FIELDS = (PROFILE, EVENT, KIND)
 
 # values of `k`
-EXPOSURE, CATALOG, MESSAGE = "exposure", "catalog", "message"
+EXPOSURE, CATALOG, MESSAGE, ENROLLMENT, SEGMENTS = (
+    "exposure", "catalog", "message", "enroll", "segments")
 
 # the event names of the edge's own records
 EXPERIMENT_VIEWED = "Experiment Viewed"
 MESSAGE_QUEUED = "Message Queued"
+ENROLLMENT_REQUESTED = "Journey Enrollment Requested"
+SEGMENTS_CHANGED = "Segments Changed"
 PRICE_DROPPED = "product_price_dropped"
 BACK_IN_STOCK = "product_back_in_stock"
 
@@ -85,11 +88,17 @@ class OutboundMessage(msgspec.Struct, frozen=True, kw_only=True):
     profile_id: str
     message_id: str
     timestamp: int
-    rule: str
-    channel: str  # email | sms | whatsapp
+    rule: str  # the rule that chose it; "" for a journey's
+    channel: str  # email | sms | whatsapp | push | in_app | webhook (a journey's webhook step)
     title: str | None = None
     body: str = ""
-    link: str | None = None
+    link: str | None = None  # a webhook step's URL
+    # a journey's send: its message_id is the step's idempotency key (run, step, attempt),
+    # so a delivery worker can tell a redelivered message from a new one
+    journey: str | None = None
+    version: str | None = None
+    step: str | None = None
+    run: str | None = None
 
 
 class CatalogChange(msgspec.Struct, frozen=True, kw_only=True):
@@ -113,7 +122,36 @@ class CatalogChange(msgspec.Struct, frozen=True, kw_only=True):
     old_stock: int | None = None     # back in stock: 0 (added by the script)
 
 
-Record = Union[Event, Exposure, OutboundMessage, CatalogChange]
+class Enrollment(msgspec.Struct, frozen=True, kw_only=True):
+    """A person enrolled into a journey through the API, for the worker to carry out."""
+
+    profile_id: str
+    message_id: str
+    timestamp: int
+    journey: str
+    idempotency_key: str  # with the journey and the person: the enrolment's stimulus
+    key: str | None = None  # the run key (a cart, an order); None: the journey's own
+    data: dict[str, Any] = {}  # properties the journey's templates read as event.properties
+
+
+class SegmentChange(msgspec.Struct, frozen=True, kw_only=True):
+    """A person entered or left segments (the edge's decision on one of their events)."""
+
+    profile_id: str
+    message_id: str
+    timestamp: int
+    entered: list[str] = []
+    left: list[str] = []
+
+
+Record = Union[Event, Exposure, OutboundMessage, CatalogChange, Enrollment, SegmentChange]
+_KINDS = {Exposure: EXPOSURE, OutboundMessage: MESSAGE, Enrollment: ENROLLMENT,
+          SegmentChange: SEGMENTS, CatalogChange: CATALOG}
+
+
+def kind_of(record: Record) -> str:
+    """The `k` of an edge record."""
+    return _KINDS[type(record)]
 
 # Per change, the properties its event carries besides the product's own: the
 # script adds the last one, which only it knows.
@@ -124,11 +162,17 @@ _CHANGE_PROPERTIES = {
 _PRODUCT_PROPERTIES = ("product_id", "name", "url", "image", "currency", "category", "brand")
 
 
-def event_json(record: Exposure | OutboundMessage | CatalogChange) -> str:
+def event_json(record: Exposure | OutboundMessage | CatalogChange | Enrollment | SegmentChange) -> str:
     """An edge record's `e`: a track event whose properties are the record's own fields."""
     if isinstance(record, CatalogChange):
         return _catalog_change_json(record)
-    if isinstance(record, Exposure):
+    if isinstance(record, SegmentChange):
+        name, properties = SEGMENTS_CHANGED, {"entered": record.entered, "left": record.left}
+    elif isinstance(record, Enrollment):
+        name, properties = ENROLLMENT_REQUESTED, {
+            "journey": record.journey, "idempotency_key": record.idempotency_key,
+            "key": record.key, "data": record.data}
+    elif isinstance(record, Exposure):
         name, properties = EXPERIMENT_VIEWED, {
             "experiment": record.experiment, "variant": record.variant, "rule": record.rule,
             "exposed": record.exposed}
@@ -136,6 +180,9 @@ def event_json(record: Exposure | OutboundMessage | CatalogChange) -> str:
         name, properties = MESSAGE_QUEUED, {
             "rule": record.rule, "channel": record.channel, "title": record.title,
             "body": record.body, "link": record.link}
+        if record.journey is not None:
+            properties.update(journey=record.journey, version=record.version, step=record.step,
+                              run=record.run)
     return orjson.dumps({
         "type": "track", "event": name, "properties": properties,
         "messageId": record.message_id, "userId": None, "profileId": record.profile_id,
@@ -160,8 +207,7 @@ def encode(record: Record) -> dict[str, str]:
         return {PROFILE: record.profile_id, EVENT: orjson.dumps(record.event).decode()}
     if isinstance(record, CatalogChange):
         return {PROFILE: "", EVENT: event_json(record), KIND: CATALOG}
-    kind = EXPOSURE if isinstance(record, Exposure) else MESSAGE
-    return {PROFILE: record.profile_id, EVENT: event_json(record), KIND: kind}
+    return {PROFILE: record.profile_id, EVENT: event_json(record), KIND: kind_of(record)}
 
 
 def decode(fields: Mapping[Any, Any]) -> Record:
@@ -184,6 +230,10 @@ def decode(fields: Mapping[Any, Any]) -> Record:
         return msgspec.convert({**found, "profile_id": profile_id}, OutboundMessage)
     if kind == CATALOG:
         return msgspec.convert({**found, "change": event.get("event")}, CatalogChange)
+    if kind == ENROLLMENT:
+        return msgspec.convert({**found, "profile_id": profile_id}, Enrollment)
+    if kind == SEGMENTS:
+        return msgspec.convert({**found, "profile_id": profile_id}, SegmentChange)
     raise msgspec.ValidationError(f"unknown record kind {kind!r}")
 
 

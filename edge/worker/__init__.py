@@ -1,0 +1,1 @@
+"""The automation half: stream consumer, timers, journey runner."""
