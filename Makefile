@@ -65,6 +65,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.curve
 	$(BIN)/python -m bench.locust_run
 	$(BIN)/python -m bench.locust_run --target bare --think 0 --users 20 --duration 15 --name locust-ceiling
+	$(BIN)/python -m bench.channels
 	$(BIN)/python -m bench.automation
 
 clean:

@@ -11,7 +11,11 @@ event through the edge's pipeline, the acknowledgement.
 
 - email: SMTP to an aiosmtpd server in its own process (multipart MIME, inlined CSS,
   tracking links signed), with a pool of 1 and of 8 connections;
-- webhook: Standard Webhooks signatures, to a Starlette receiver in its own process.
+- webhook: Standard Webhooks signatures, to a Starlette receiver in its own process;
+- sms: the Twilio-compatible Messages API (form-encoded, Basic auth, E.164), to a
+  receiver answering as Twilio does;
+- push: Web Push with a VAPID token and the payload encrypted per subscription
+  (aes128gcm), over TLS to a receiver answering as a push service does.
 
 Targets on the 2-core machine: at least 300 emails/s and 1,000 webhooks/s per process.
 Writes bench/results/<date>-channels.json and prints a table.
@@ -33,7 +37,7 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import redis
@@ -42,12 +46,16 @@ from bench.automation import ROOT, SETTINGS, Edge, write_config
 from bench.http import cpu_seconds, stop
 from edge.store import streams
 from edge.store.embedded import EmbeddedRedis, free_port
+from tests.push_service import Browser, VapidKey, self_signed
 
 RESULTS = ROOT / "bench" / "results"
+VAPID = VapidKey()
 TARGETS = {"email": 300, "webhook": 1_000}
 HOOK_SECRET = "whsec_" + base64.b64encode(b"bench-webhook-secret-0123456789").decode()
+TWILIO_SID = "AC" + "0" * 32
 BODY = ('<p>Hi {name}, the <a href="https://shop.example/new">new collection</a> is here, '
         'and <a href="https://shop.example/sale">the sale</a> ends soon.</p>')
+TEXT = "The new collection is here, and the sale ends on Sunday: https://shop.example/sale"
 
 SMTP_SINK = textwrap.dedent("""
     import sys, time
@@ -72,10 +80,45 @@ WEBHOOK_SINK = textwrap.dedent("""
     app = Starlette(routes=[Route("/hooks", hook, methods=["POST"])])
     uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
 """)
+SMS_SINK = textwrap.dedent("""
+    import itertools, sys, uvicorn
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+    ids = itertools.count()
+    async def message(request):
+        form = await request.form()
+        return JSONResponse({"sid": f"SM{next(ids):032x}", "status": "queued",
+                             "to": form["To"]}, status_code=201)
+    app = Starlette(routes=[Route("/2010-04-01/Accounts/{sid}/Messages.json", message,
+                                  methods=["POST"])])
+    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+""")
+PUSH_SINK = textwrap.dedent("""
+    import itertools, sys, uvicorn
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+    ids = itertools.count()
+    async def push(request):
+        await request.body()
+        return Response(status_code=201, headers={"location": f"/m/{next(ids)}"})
+    app = Starlette(routes=[Route("/push/{id}", push, methods=["POST"])])
+    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
+                ssl_certfile=sys.argv[2], ssl_keyfile=sys.argv[3])
+""")
 
 
-def start_sink(source: str, port: int) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-c", source, str(port)], cwd=ROOT,
+class Sinks(NamedTuple):
+    smtp_port: int
+    hook_url: str
+    sms_url: str
+    push_origin: str
+    ca_file: Path
+
+
+def start_sink(source: str, port: int, *extra: str) -> subprocess.Popen:
+    process = subprocess.Popen([sys.executable, "-c", source, str(port), *extra], cwd=ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
     while True:
@@ -88,28 +131,50 @@ def start_sink(source: str, port: int) -> subprocess.Popen:
             time.sleep(0.05)
 
 
-def config_for(root: Path, smtp_port: int, pool: int, hook_url: str) -> Path:
+def config_for(root: Path, sinks: Sinks, pool: int) -> Path:
     config = write_config(root, {})
     settings = SETTINGS.replace("    timezone: Europe/Prague",
-                                "    timezone: Europe/Prague\n    email_from: Bench <b@bench.example>")
+                                "    timezone: Europe/Prague\n    email_from: Bench <b@bench.example>\n"
+                                f"    vapid_public_key: {VAPID.public_text}")
     settings += f"""
 delivery:
   public_url: https://edge.bench.example
   batch: 500
-  email: {{ host: 127.0.0.1, port: {smtp_port}, pool: {pool} }}
+  email: {{ host: 127.0.0.1, port: {sinks.smtp_port}, pool: {pool} }}
   webhooks:
-    concurrency: 64
+    concurrency: 8
     endpoints:
-      sink: {{ url: "{hook_url}", secret_env: BENCH_HOOK_SECRET }}
+      sink: {{ url: "{sinks.hook_url}", secret_env: BENCH_HOOK_SECRET }}
+  sms:
+    base_url: "{sinks.sms_url}"
+    account_sid_env: BENCH_TWILIO_SID
+    auth_token_env: BENCH_TWILIO_TOKEN
+    sender: "+15005550006"
+    concurrency: 32
+  push:
+    private_key_env: BENCH_VAPID_KEY
+    subject: mailto:bench@bench.example
+    push_hosts: ["127.0.0.1"]
+    ca_file: "{sinks.ca_file}"
+    concurrency: 32
 """
     (config / "kairos.yaml").write_text(settings)
     return config
 
 
-def people_events(people: int) -> list[dict[str, Any]]:
-    return [{"type": "identify", "userId": f"u{i}", "messageId": f"id-{i}",
-             "traits": {"email": f"u{i}@bench.example", "first_name": f"P{i}"}}
-            for i in range(people)]
+def people_events(people: int, push_origin: str) -> list[dict[str, Any]]:
+    """An email address and a phone number for each person, and a push subscription
+    (each with its own browser keys, as the payload is encrypted for each)."""
+    events: list[dict[str, Any]] = []
+    for i in range(people):
+        events.append({"type": "identify", "userId": f"u{i}", "messageId": f"id-{i}",
+                       "traits": {"email": f"u{i}@bench.example", "first_name": f"P{i}",
+                                  "phone": f"+420603{i:06d}"}})
+        browser = Browser(f"{push_origin}/push/s{i}")
+        events.append({"type": "track", "userId": f"u{i}", "messageId": f"push-{i}",
+                       "event": "Push Subscribed",
+                       "properties": {"subscription": browser.subscription()}})
+    return events
 
 
 def queue(client: redis.Redis, channel: str, messages: int, people: int, url: str) -> None:
@@ -118,8 +183,9 @@ def queue(client: redis.Redis, channel: str, messages: int, people: int, url: st
         person = i % people
         message = streams.OutboundMessage(
             profile_id=f"user:u{person}", message_id=f"{channel}-{i}", timestamp=int(time.time() * 1000),
-            rule="bench", channel=channel, title="News", body=BODY.format(name=f"P{person}"),
-            link=url if channel == "webhook" else None)
+            rule="bench", channel=channel, title="News",
+            body=BODY.format(name=f"P{person}") if channel == "email" else TEXT,
+            link=url if channel == "webhook" else "https://shop.example/sale")
         pipe.xadd(streams.OUTBOX, streams.encode(message))
         if len(pipe) >= 1000:
             pipe.execute()
@@ -130,14 +196,15 @@ def delivered(client: redis.Redis) -> int:
     return sum(int(v) for v in client.hgetall("kairos:delivery:stats").values())
 
 
-def run_case(tmp: Path, name: str, channel: str, pool: int, messages: int, people: int,
-             smtp_port: int, hook_url: str) -> dict[str, Any]:
+def run_case(tmp: Path, name: str, channel: str, pool: int, messages: int,
+             people: list[dict[str, Any]], sinks: Sinks) -> dict[str, Any]:
     with EmbeddedRedis(tmp / f"redis-{name}", persistent=False) as server:
-        config = config_for(tmp / f"config-{name}", smtp_port, pool, hook_url)
+        config = config_for(tmp / f"config-{name}", sinks, pool)
         with Edge(config, server.url) as edge:
-            edge.ingest(people_events(people))
+            edge.ingest(people)
         client = redis.Redis.from_url(server.url)
-        queue(client, channel, messages, people, hook_url)
+        queue(client, channel, messages, sum(e["type"] == "identify" for e in people),
+              sinks.hook_url)
         log = open(tmp / f"worker-{name}.log", "wb")
         worker = subprocess.Popen(
             [sys.executable, "-m", "edge.cli", "worker", "--config", str(config), "--redis",
@@ -168,28 +235,40 @@ def run_case(tmp: Path, name: str, channel: str, pool: int, messages: int, peopl
             "outcomes": outcomes}
 
 
+CASES = (("email-pool-1", "email", 1), ("email-pool-8", "email", 8), ("webhook", "webhook", 1),
+         ("sms", "sms", 1), ("push", "push", 1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=3_000)
     parser.add_argument("--people", type=int, default=1_000)
+    parser.add_argument("--cases", nargs="*", default=None, metavar="CASE",
+                        help="run only these (email-pool-1 email-pool-8 webhook sms push)")
     args = parser.parse_args()
-    os.environ["BENCH_HOOK_SECRET"] = HOOK_SECRET  # every process loading the config checks it
+    # every process loading the config checks these
+    os.environ.update(BENCH_HOOK_SECRET=HOOK_SECRET, BENCH_TWILIO_SID=TWILIO_SID,
+                      BENCH_TWILIO_TOKEN="bench-token", BENCH_VAPID_KEY=VAPID.private_text)
     started = time.perf_counter()
-    smtp_port, hook_port = free_port(), free_port()
-    hook_url = f"http://127.0.0.1:{hook_port}/hooks"
-    sinks = [start_sink(SMTP_SINK, smtp_port), start_sink(WEBHOOK_SINK, hook_port)]
+    smtp_port, hook_port, sms_port, push_port = free_port(), free_port(), free_port(), free_port()
+    processes: list[subprocess.Popen] = []
     try:
         with tempfile.TemporaryDirectory(prefix="kairos-bench-channels-") as tmp:
-            cases = [run_case(Path(tmp), name, channel, pool, args.messages, args.people,
-                              smtp_port, hook_url)
-                     for name, channel, pool in (("email-pool-1", "email", 1),
-                                                 ("email-pool-8", "email", 8),
-                                                 ("webhook", "webhook", 1))]
+            cert, key = self_signed(Path(tmp))
+            sinks = Sinks(smtp_port, f"http://127.0.0.1:{hook_port}/hooks",
+                          f"http://127.0.0.1:{sms_port}", f"https://127.0.0.1:{push_port}", cert)
+            processes += [start_sink(SMTP_SINK, smtp_port), start_sink(WEBHOOK_SINK, hook_port),
+                          start_sink(SMS_SINK, sms_port),
+                          start_sink(PUSH_SINK, push_port, str(cert), str(key))]
+            people = people_events(args.people, sinks.push_origin)
+            cases = [run_case(Path(tmp), name, channel, pool, args.messages, people, sinks)
+                     for name, channel, pool in CASES
+                     if args.cases is None or name in args.cases]
     finally:
-        for sink in sinks:
-            stop(sink)
-    best = {channel: max(c["per_s"] or 0 for c in cases if c["channel"] == channel)
+        for process in processes:
+            stop(process)
+    best = {channel: max((c["per_s"] or 0 for c in cases if c["channel"] == channel), default=0)
             for channel in TARGETS}
     report = {
         "date": datetime.date.today().isoformat(),

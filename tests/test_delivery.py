@@ -86,7 +86,7 @@ def person(edge: LiveEdge, user: str, **traits: object) -> None:
 
 def statuses(client: redis.Redis, message_id: str) -> list[str]:
     found = []
-    for _, fields in client.xrange(streams.STREAM if hasattr(streams, "STREAM") else "kairos:events"):
+    for _, fields in client.xrange(streams.EVENTS):
         record = streams.decode(fields)
         if isinstance(record, streams.Event) and str(record.event.get("event", "")).startswith("Message ") \
                 and record.event.get("properties", {}).get("message_id") == message_id:

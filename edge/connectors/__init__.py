@@ -17,6 +17,7 @@ def build_connectors(settings: Settings, client: aioredis.Redis,
     from edge.connectors.sms import SmsConnector
     from edge.connectors.smtp import EmailConnector
     from edge.connectors.webhook import WebhookConnector
+    from edge.connectors.webpush import WebPushConnector
     from edge.connectors.whatsapp import WhatsAppConnector
 
     delivery = settings.delivery
@@ -29,4 +30,6 @@ def build_connectors(settings: Settings, client: aioredis.Redis,
         found["sms"] = SmsConnector(delivery.sms, environ)
     if delivery.whatsapp is not None:
         found["whatsapp"] = WhatsAppConnector(delivery.whatsapp, client, environ)
+    if delivery.push is not None:
+        found["push"] = WebPushConnector(delivery.push, environ)
     return found

@@ -22,9 +22,6 @@ def status_event(settings: Settings, site_id: str, message: OutboundMessage, nam
                  now_ms: int, attempt: int = 0, provider_id: str = "", reason: str = "",
                  dead: bool = False) -> tuple[Incoming, Caller] | None:
     """The status event, ready for the edge's pipeline; None when the site is unknown."""
-    site = settings.sites.get(site_id)
-    if site is None:
-        return None
     properties: dict[str, Any] = {"message_id": message.message_id, "channel": message.channel}
     if attempt:
         properties["attempt"] = attempt
@@ -35,9 +32,21 @@ def status_event(settings: Settings, site_id: str, message: OutboundMessage, nam
             properties[key] = value
     if dead:
         properties["dead_letter"] = True
-    kind, _, person = message.profile_id.partition(":")
+    return person_event(settings, site_id, message.profile_id, name,
+                        f"{message.message_id}:{name}", properties, now_ms)
+
+
+def person_event(settings: Settings, site_id: str, profile_id: str, name: str,
+                 message_id: str, properties: dict[str, Any], now_ms: int
+                 ) -> tuple[Incoming, Caller] | None:
+    """A track event of the person `profile_id` names, as the site's own backend would
+    send it; None when the site is unknown."""
+    site = settings.sites.get(site_id)
+    if site is None:
+        return None
+    kind, _, person = profile_id.partition(":")
     identity = {"userId": person} if kind == "user" else {"anonymousId": person}
-    event = Event(type="track", event=name, messageId=f"{message.message_id}:{name}",
-                  properties=properties, **identity)
+    event = Event(type="track", event=name, messageId=message_id, properties=properties,
+                  **identity)
     caller = Caller("secret", site_id, site, frozenset({"ingest"}))
     return normalize(event, caller, settings.limits, now_ms), caller

@@ -3,7 +3,9 @@
 "Push Subscribed" (sent by the snippet's service worker) carries a Web Push
 subscription; it is kept as the trait `push_subscription`, the person's push
 address for the channels that deliver later, and the browser's permission
-prompt that preceded it counts as consent to push.
+prompt that preceded it counts as consent to push. "Push Unsubscribed" (sent by
+the delivery service when the push service answers that the subscription is gone)
+removes it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from edge.ingest.consent import ConsentChange
 from edge.ingest.wire import InputError
 
 PUSH_SUBSCRIBED = "Push Subscribed"
+PUSH_UNSUBSCRIBED = "Push Unsubscribed"
 PUSH_TRAIT = "push_subscription"
 
 
@@ -35,6 +38,11 @@ def new_address(event_name: str, properties: dict[str, Any], path: str) -> NewAd
                       push_subscription(properties.get("subscription"),
                                         f"{path}properties.subscription"),
                       ConsentChange("push", True, "push subscription"))
+
+
+def removed_address(event_name: str) -> str | None:
+    """The trait an event says no longer reaches the person."""
+    return PUSH_TRAIT if event_name == PUSH_UNSUBSCRIBED else None
 
 
 def push_subscription(value: Any, field: str) -> dict[str, Any]:

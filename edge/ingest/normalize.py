@@ -286,6 +286,9 @@ def normalize(event: Event, caller: Caller, limits: Limits, received_ms: int,
         if address is not None:
             incoming.traits_set[address.trait] = address.address
             incoming.consent.append(address.consent)
+        removed = channels.removed_address(name)
+        if removed is not None:
+            incoming.traits_unset.append(removed)
         if name == consent.CONSENT_EVENT:
             incoming.consent = consent.parse(properties, f"{prefix}properties", "consent event")
         incoming.engagement = engagement.engagement_of(name, properties)

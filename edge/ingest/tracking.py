@@ -99,18 +99,22 @@ def with_utm(url: str, source: str, medium: str, campaign: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
+def click_url(url: str, base_url: str, tokens: Tokens, template: Token, source: str) -> str:
+    """The signed redirect to `url` (UTM added), for the message `template` describes."""
+    destination = with_utm(url, source, template.channel, template.journey or "kairos")
+    return f"{base_url}/go/{tokens.sign(msgspec.structs.replace(template, kind=CLICK, url=destination))}"
+
+
 def rewrite_links(markup: str, base_url: str, tokens: Tokens, template: Token,
                   source: str) -> str:
     """Every http(s) link of the HTML through a signed click redirect, with UTM added."""
-    campaign = template.journey or "kairos"
-
     def replace(found: re.Match[str]) -> str:
-        destination = with_utm(found.group(3).replace("&amp;", "&"), source, template.channel,
-                               campaign)
-        signed = tokens.sign(msgspec.structs.replace(template, kind=CLICK, url=destination))
-        return f"{found.group(1)}{found.group(2)}{base_url}/go/{signed}{found.group(2)}"
+        signed = click_url(found.group(3).replace("&amp;", "&"), base_url, tokens, template,
+                           source)
+        return f"{found.group(1)}{found.group(2)}{signed}{found.group(2)}"
 
     return HREF.sub(replace, markup)
+
 
 
 def _b64(data: bytes) -> str:

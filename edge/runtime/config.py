@@ -187,6 +187,25 @@ class WebhookSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     timeout_ms: int = 5_000
 
 
+class WebPushSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # Web Push with VAPID; the private key (base64url of its 32 bytes, or PEM) comes
+    # from the environment. Its public key is what each site's vapid_public_key says.
+    private_key_env: str = ""
+    subject: str = ""               # who sends: mailto:ops@shop.example or https://shop.example
+    ttl_s: int = 86_400             # how long a push service keeps it for an offline browser
+    urgency: str = "normal"         # very-low | low | normal | high (RFC 8030)
+    # The push services a subscription may point at (a host, or a domain and its
+    # subdomains): a subscription is written by a browser, so anyone could give one
+    # aimed at an internal address. The browsers' services by default.
+    push_hosts: tuple[str, ...] = ("fcm.googleapis.com", "android.googleapis.com",
+                                   "push.services.mozilla.com", "notify.windows.com",
+                                   "push.apple.com")
+    ca_file: str = ""               # a private CA to trust for the push service (a test one)
+    concurrency: int = 32
+    rate_per_s: float = 0
+    timeout_ms: int = 10_000
+
+
 class DeliverySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # The delivery service (kairos worker): reads the outbox, sends through the connectors.
     enabled: bool = True
@@ -207,6 +226,7 @@ class DeliverySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sms: SmsSettings | None = None
     whatsapp: WhatsAppSettings | None = None
     webhooks: WebhookSettings = WebhookSettings()
+    push: WebPushSettings | None = None
 
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -403,6 +423,52 @@ def delivery_problems(settings: Settings, environ: Mapping[str, str]
         for field in ("phone_number_id", "template", "language", "api_version"):
             if not getattr(whatsapp, field):
                 problems.append(((*where, field), "is required"))
+    if delivery.push is not None:
+        problems += _push_problems(settings, delivery.push, environ)
+    return problems
+
+
+def _push_problems(settings: Settings, push: WebPushSettings, environ: Mapping[str, str]
+                   ) -> list[tuple[SettingPath, str]]:
+    """The push section, and that every site's public key is the private key's."""
+    where = ("delivery", "push")
+    problems: list[tuple[SettingPath, str]] = []
+    if not push.subject.startswith(("mailto:", "https://")):
+        problems.append(((*where, "subject"), "must be a mailto: or https: URL naming who "
+                                              "sends (push services write to it)"))
+    if push.urgency not in ("very-low", "low", "normal", "high"):
+        problems.append(((*where, "urgency"), "must be very-low, low, normal or high"))
+    if push.ttl_s < 0:
+        problems.append(((*where, "ttl_s"), "must not be negative"))
+    for name in ("concurrency", "timeout_ms"):
+        if getattr(push, name) <= 0:
+            problems.append(((*where, name), "must be positive"))
+    if push.ca_file and not Path(push.ca_file).is_file():
+        problems.append(((*where, "ca_file"), f"{push.ca_file} is not a file"))
+    if not push.push_hosts:
+        problems.append(((*where, "push_hosts"), "must list at least one push service"))
+    if not push.private_key_env:
+        problems.append(((*where, "private_key_env"), "must name the environment variable "
+                                                      "that holds it"))
+        return problems
+    text = environ.get(push.private_key_env)
+    if not text:
+        problems.append(((*where, "private_key_env"),
+                         f"the environment variable {push.private_key_env} is not set"))
+        return problems
+    from edge.runtime.vapid import load_vapid, public_key_text  # only where push is set
+
+    try:
+        public = public_key_text(load_vapid(text))
+    except (ValueError, TypeError, binascii.Error):
+        problems.append(((*where, "private_key_env"), f"{push.private_key_env} must hold a "
+                                                      "P-256 key: base64url of 32 bytes, or PEM"))
+        return problems
+    for site_id, site in settings.sites.items():
+        if site.vapid_public_key and site.vapid_public_key != public:
+            problems.append((("sites", site_id, "vapid_public_key"),
+                             f"is not the public key of {push.private_key_env}'s key "
+                             f"({public})"))
     return problems
 
 

@@ -37,8 +37,10 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from edge.connectors.base import Connector, Failed, Outgoing, Result, Retry, Sent
-from edge.connectors.status import BOUNCED, DELIVERED, FAILED, SENT, status_event
-from edge.ingest.tracking import OPEN, UNSUBSCRIBE, Token, Tokens, load_tokens, rewrite_links
+from edge.connectors.status import BOUNCED, DELIVERED, FAILED, SENT, person_event, status_event
+from edge.ingest.channels import PUSH_TRAIT, PUSH_UNSUBSCRIBED
+from edge.ingest.tracking import (OPEN, UNSUBSCRIBE, Token, Tokens, click_url, load_tokens,
+                                  rewrite_links)
 from edge.pipeline.delivery import person_for, profile_from
 from edge.pipeline.handler import Pipeline, RequestInfo
 from edge.pipeline.rulebook import Rulebook
@@ -197,6 +199,8 @@ class DeliveryService:
                 log.exception("%s connector failed", message.channel)
                 result = Retry(f"connector error: {type(exc).__name__}")
         await self._conclude(message, claim, result, self.clock.now_ms())
+        if isinstance(result, Failed) and result.gone and message.channel == "push":
+            await self._forget_subscription(message, prepared.to)
         return True
 
     async def _prepare(self, message: streams.OutboundMessage, claim: Claim
@@ -235,10 +239,11 @@ class DeliveryService:
                             idempotency_key=message.message_id,
                             sender=site.email_from if site else "",
                             first_name=first if isinstance(first, str) else "")
-        return self._tracked(outgoing, now) if message.channel == "email" else outgoing
+        return self._tracked(outgoing, now)
 
     def _tracked(self, outgoing: Outgoing, now: int) -> Outgoing:
-        """Links through signed redirects (with UTM), the open pixel and unsubscribe."""
+        """Links through signed redirects (with UTM); for email also the open pixel and
+        unsubscribe."""
         delivery = self.settings.delivery
         if self.tokens is None:
             return outgoing
@@ -247,6 +252,16 @@ class DeliveryService:
                          profile_id=message.profile_id, channel=message.channel,
                          site=outgoing.site, journey=message.journey or "",
                          step=message.step or "", sent_ms=now)
+        if message.channel != "email":
+            if not delivery.track_clicks:
+                return outgoing
+            if message.channel == "push" and message.link:
+                link = click_url(message.link, base, self.tokens, template, outgoing.site)
+                return msgspec.structs.replace(
+                    outgoing, message=msgspec.structs.replace(message, link=link))
+            # A text's links stay as written: a signed redirect is a few hundred
+            # characters, which would turn one SMS into three.
+            return outgoing
         changes: dict[str, Any] = {
             "unsubscribe_url": f"{base}/u/{self.tokens.sign(template)}"}
         if delivery.track_opens:
@@ -310,6 +325,28 @@ class DeliveryService:
         if address:
             await self.client.hset(SUPPRESSED_KEY, address_key(message.channel, address),
                                    f"{message.channel} bounced: {reason}"[:300])
+
+    async def _forget_subscription(self, message: streams.OutboundMessage, sent_to: str) -> None:
+        """The push service says the subscription is gone: remove it from the person,
+        unless they have subscribed again since (a newer endpoint is kept)."""
+        reply = await self.profiles.read(message.profile_id, self.rulebook.active.layout,
+                                         self.clock.now_ms())
+        if reply is None:
+            return
+        stored = profile_from(reply, self.rulebook.active.layout)["traits"].get(PUSH_TRAIT)
+        try:
+            endpoint = orjson.loads(sent_to)["endpoint"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            endpoint = None
+        if not isinstance(stored, dict) or stored.get("endpoint") not in (endpoint, None):
+            return
+        made = person_event(self.settings, self.site_id, message.profile_id, PUSH_UNSUBSCRIBED,
+                            f"{message.message_id}:{PUSH_UNSUBSCRIBED}",
+                            {"reason": "the push service answered that the subscription "
+                                       "is gone", "message_id": message.message_id},
+                            self.clock.now_ms())
+        if made is not None:
+            await self.pipeline.handle(made[0], made[1], INFO, answered=False)
 
     async def _count(self, channel: str, outcome: str) -> None:
         with contextlib.suppress(RedisError):

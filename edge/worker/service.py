@@ -48,7 +48,19 @@ from edge.worker.runner import JourneyRunner
 log = logging.getLogger("kairos.worker")
 
 CONCURRENT_PEOPLE = 64  # people whose events are handled at once within a batch
+REDIS_CONNECTIONS = 100  # per client; more requests wait for one
+POOL_WAIT_S = 20.0  # a request waiting longer than this for a connection fails
 LOOPS_STOP_S = 3.0  # how long a stop waits for the loops to finish what they are doing
+
+
+def worker_client(redis_url: str) -> aioredis.Redis:
+    """A client whose pool waits for a free connection rather than failing: a batch of
+    messages or people in flight at once can ask for more than the pool holds."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        redis_url, max_connections=REDIS_CONNECTIONS, timeout=POOL_WAIT_S,
+        decode_responses=False, health_check_interval=30,
+        maint_notifications_config=MaintNotificationsConfig(enabled=False))
+    return aioredis.Redis.from_pool(pool)
 
 
 class Worker:
@@ -56,9 +68,7 @@ class Worker:
                  consumer_name: str | None = None) -> None:
         self.settings = settings
         self.clock = clock
-        self.client = aioredis.from_url(
-            redis_url, decode_responses=False, health_check_interval=30,
-            maint_notifications_config=MaintNotificationsConfig(enabled=False))
+        self.client = worker_client(redis_url)
         self.name = consumer_name or f"{socket.gethostname()}-{os.getpid()}"
         automation = settings.automation
         self.rulebook = Rulebook(settings.rules_dir)
@@ -83,9 +93,7 @@ class Worker:
         # it is, for a worker that has them (or for a later configuration) to deliver.
         # Its own connections: two blocking stream reads cancelled together on one pool
         # can leave both waiting for a connection that is never given back.
-        self.delivery_client = aioredis.from_url(
-            redis_url, decode_responses=False, health_check_interval=30,
-            maint_notifications_config=MaintNotificationsConfig(enabled=False))
+        self.delivery_client = worker_client(redis_url)
         connectors = build_connectors(settings, self.delivery_client) \
             if settings.delivery.enabled else {}
         self.delivery = DeliveryService(settings, self.delivery_client, self.profiles,

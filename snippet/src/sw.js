@@ -40,10 +40,10 @@ self.addEventListener('push', (event) => {
   } catch (e) {
     data = { title: event.data.text() };
   }
-  event.waitUntil(self.registration.showNotification(String(data.title || ''), {
-    body: String(data.body || ''),
-    data: { link: safeLink(data.link) ? data.link : null },
-  }));
+  // The message id as the tag: a push delivered twice replaces its notification.
+  const options = { body: String(data.body || ''), data: { link: safeLink(data.link) ? data.link : null } };
+  if (data.tag) options.tag = String(data.tag);
+  event.waitUntil(self.registration.showNotification(String(data.title || ''), options));
 });
 self.addEventListener('notificationclick', (event) => {
   event.notification.close();
