@@ -14,12 +14,12 @@ from typing import Any, Awaitable, Callable
 
 import redis
 import redis.asyncio as aioredis
-from hypothesis import HealthCheck, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, rule,
                                  run_state_machine_as_test)
 from redis.crc import key_slot
 
-from edge.store.timers import Timer, TimerCounts, TimerStore
+from edge.store.timers import Timer, TimerCounts, TimerStore, TimerWrites
 
 T0 = 1_800_000_000_000
 LEASE = 30_000
@@ -453,3 +453,40 @@ def test_timers_against_a_model(redis_url):
     run_state_machine_as_test(TimerMachine, settings=settings(
         max_examples=60, stateful_step_count=30, deadline=None,
         suppress_health_check=[HealthCheck.too_slow]))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(leased=st.sets(st.integers(0, 5)),
+       ops=st.lists(st.tuples(st.sampled_from(["schedule", "cancel"]), st.integers(0, 5),
+                              st.integers(0, 100_000)), max_size=25))
+def test_gathered_writes_leave_what_the_same_writes_one_by_one_leave(redis_url, leased, ops):
+    """TimerWrites keeps only what a sequence leaves; written per shard in a pipeline it
+    ends where schedule() and cancel() called in order end, leases included."""
+    async def apply(store: TimerStore, gathered: bool) -> tuple[list, list]:
+        for n in leased:
+            await store.schedule(person(n), member(n), T0)
+        await store.claim(T0, 10, LEASE)
+        writes = TimerWrites()
+        for op, n, due in ops:
+            if gathered:
+                getattr(writes, op)(person(n), member(n), *([T0 + due] if op == "schedule" else []))
+            elif op == "schedule":
+                await store.schedule(person(n), member(n), T0 + due)
+            else:
+                await store.cancel(person(n), member(n))
+        if gathered:
+            async with store.client.pipeline(transaction=False) as pipe:
+                store.queue_writes(pipe, writes)
+                await pipe.execute()
+        state = ([await store.client.zrange(store.due_key(s), 0, -1, withscores=True)
+                  for s in range(store.shards)],
+                 [await store.client.zrange(store.lease_key(s), 0, -1, withscores=True)
+                  for s in range(store.shards)])
+        await store.client.delete(*(k for s in range(store.shards)
+                                    for k in (store.due_key(s), store.lease_key(s))))
+        return state
+
+    one_by_one = run(redis_url, lambda store: apply(store, False), shards=3, prefix="t:seq")
+    gathered = run(redis_url, lambda store: apply(store, True), shards=3, prefix="t:gathered")
+    assert gathered == one_by_one

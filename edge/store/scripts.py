@@ -342,11 +342,19 @@ TIMER_CLAIM = Script("timer_claim", argv=TimerClaimArgs, replies={"ok": ("more",
 
 
 class TimerReleaseArgs(msgspec.Struct, array_like=True):
-    member: str
     lease_until: int  # the lease the caller was given
+    members: bytes  # msgpack: one ReleasedTimer each, all of that lease
 
 
-TIMER_RELEASE = Script("timer_release", argv=TimerReleaseArgs)
+class ReleasedTimer(msgspec.Struct, array_like=True):
+    member: str
+
+
+# at most this many members per call: Lua unpacks them onto its stack
+RELEASE_CHUNK = 1_000
+
+TIMER_RELEASE = Script("timer_release", argv=TimerReleaseArgs,
+                       packed={"members": (ReleasedTimer,)})
 
 
 class TimerExtendArgs(msgspec.Struct, array_like=True):

@@ -35,11 +35,12 @@ from typing import Any, Sequence
 import msgspec
 import redis.asyncio as aioredis
 
-from edge.store.scripts import (TIMER_CLAIM, TIMER_EXTEND, TIMER_RELEASE, ClaimedTimer,
-                                TimerClaimArgs, TimerExtendArgs, TimerReleaseArgs, argv,
-                                run_scripts)
+from edge.store.scripts import (RELEASE_CHUNK, TIMER_CLAIM, TIMER_EXTEND, TIMER_RELEASE,
+                                ClaimedTimer, TimerClaimArgs, TimerExtendArgs,
+                                TimerReleaseArgs, argv, run_scripts)
 
 CLAIMED_TIMER_WIDTH = len(ClaimedTimer.__struct_fields__)
+_pack = msgspec.msgpack.Encoder().encode
 
 
 class Timer(msgspec.Struct, frozen=True):
@@ -102,16 +103,26 @@ class TimerStore:
                 pipe.zadd(self.due_key(self.shard_of(person_id)), {member: int(due_ms)})
             await pipe.execute()
 
-    def queue_schedule(self, pipe: Any, person_id: str, member: str, due_ms: int) -> None:
-        """schedule(), as a command of the caller's pipeline (several stores' writes in
-        one round trip)."""
-        pipe.zadd(self.due_key(self.shard_of(person_id)), {member: int(due_ms)})
-
-    def queue_cancel(self, pipe: Any, person_id: str, member: str) -> None:
-        """cancel(), as commands of the caller's pipeline."""
-        shard = self.shard_of(person_id)
-        pipe.zrem(self.due_key(shard), member)
-        pipe.zrem(self.lease_key(shard), member)
+    def queue_writes(self, pipe: Any, writes: "TimerWrites") -> None:
+        """The gathered schedules and cancels, as a few commands per shard of the
+        caller's pipeline (several stores' writes in one round trip)."""
+        by_shard: dict[int, tuple[dict[str, int], list[str], list[str]]] = {}
+        for (person_id, member), due_ms in writes.due.items():
+            scheduled, unscheduled, _ = by_shard.setdefault(self.shard_of(person_id),
+                                                           ({}, [], []))
+            if due_ms is None:
+                unscheduled.append(member)
+            else:
+                scheduled[member] = due_ms
+        for person_id, member in writes.dropped_leases:
+            by_shard.setdefault(self.shard_of(person_id), ({}, [], []))[2].append(member)
+        for shard, (scheduled, unscheduled, dropped) in by_shard.items():
+            if scheduled:
+                pipe.zadd(self.due_key(shard), scheduled)
+            if unscheduled:
+                pipe.zrem(self.due_key(shard), *unscheduled)
+            if dropped:
+                pipe.zrem(self.lease_key(shard), *dropped)
 
     async def cancel(self, person_id: str, member: str) -> None:
         """Unschedule `member` and drop its lease: a holder's release then answers False."""
@@ -182,20 +193,29 @@ class TimerStore:
         """Drop the lease if `timer` still holds it. False when the lease was taken over
         (after expiring) or cancelled: then nothing changes. A member the holder
         rescheduled stays scheduled."""
-        [released] = await run_scripts(self.client, [(
-            TIMER_RELEASE, [self.lease_key(timer.shard)],
-            argv(TimerReleaseArgs(member=timer.member, lease_until=timer.lease_until_ms)))])
-        return bool(released)
+        [released] = await self.release_many([timer])
+        return released
 
     async def release_many(self, timers: Sequence[Timer]) -> list[bool]:
-        """release() of each, in one round trip."""
+        """release() of each, in one round trip: one call per shard and lease."""
         if not timers:
             return []
-        replies = await run_scripts(self.client, [(
-            TIMER_RELEASE, [self.lease_key(timer.shard)],
-            argv(TimerReleaseArgs(member=timer.member, lease_until=timer.lease_until_ms)))
-            for timer in timers])
-        return [bool(reply) for reply in replies]
+        groups: dict[tuple[int, int], list[int]] = {}
+        for index, timer in enumerate(timers):
+            groups.setdefault((timer.shard, timer.lease_until_ms), []).append(index)
+        calls, order = [], []
+        for (shard, lease_until), indexes in groups.items():
+            for start in range(0, len(indexes), RELEASE_CHUNK):
+                chunk = indexes[start:start + RELEASE_CHUNK]
+                members = _pack([timers[i].member for i in chunk])
+                calls.append((TIMER_RELEASE, [self.lease_key(shard)],
+                              argv(TimerReleaseArgs(lease_until=lease_until, members=members))))
+                order.append(chunk)
+        released = [False] * len(timers)
+        for chunk, reply in zip(order, await run_scripts(self.client, calls)):
+            for index, flag in zip(chunk, reply):
+                released[index] = bool(flag)
+        return released
 
     async def extend(self, timer: Timer, lease_ms: int, now_ms: int) -> Timer | None:
         """Renew a lease the caller still holds (its own, not expired at `now_ms`) until
@@ -230,6 +250,33 @@ class TimerStore:
                 oldest = first_due if oldest is None else min(oldest, first_due)
         return TimerCounts(pending=pending, leased=leased, overdue=overdue,
                            oldest_overdue_ms=oldest)
+
+
+class TimerWrites:
+    """Schedules and cancels gathered for one pipeline. Each is idempotent, so what a
+    sequence leaves is what counts: a member's last write sets its due time (or
+    unschedules it), and a cancel anywhere in the sequence drops its lease."""
+
+    def __init__(self) -> None:
+        self.due: dict[tuple[str, str], int | None] = {}  # (person, member) -> due or None
+        self.dropped_leases: set[tuple[str, str]] = set()
+
+    def __bool__(self) -> bool:
+        return bool(self.due or self.dropped_leases)
+
+    def schedule(self, person_id: str, member: str, due_ms: int) -> None:
+        self.due[(person_id, member)] = int(due_ms)
+
+    def cancel(self, person_id: str, member: str) -> None:
+        self.due[(person_id, member)] = None
+        self.dropped_leases.add((person_id, member))
+
+    def then(self, later: "TimerWrites") -> "TimerWrites":
+        """These writes followed by `later`'s (to keep what a failed flush left)."""
+        merged = TimerWrites()
+        merged.due = {**self.due, **later.due}
+        merged.dropped_leases = self.dropped_leases | later.dropped_leases
+        return merged
 
 
 def _split(total: int, parts: int, turn: int) -> list[int]:

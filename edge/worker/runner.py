@@ -18,6 +18,7 @@ applied already, and re-arms the timers of the person's live runs.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 
@@ -33,7 +34,7 @@ from edge.store import streams
 from edge.store.journeys import (JourneyStore, StoredJourneys, commit_for, parse_member,
                                  timer_member)
 from edge.store.profiles import OutcomeWrite, ProfileStore
-from edge.store.timers import TimerStore
+from edge.store.timers import TimerStore, TimerWrites
 from rules.journeys import (Change, Facts, JourneyBook, PersonJourneys, SendEffect, TagsEffect,
                             TraitsEffect, WebhookEffect, run_field)
 
@@ -72,9 +73,12 @@ class JourneyRunner:
         self.paused = paused
         self.counters = Counters()
         self._default_site = next(iter(settings.sites), "")
-        # timer writes since the last flush, as commands for one pipeline; count changes
-        self._writes: list[Callable[[Any], None]] = []
+        # timer writes and step counts since the last flush, for one pipeline
+        self._timer_writes = TimerWrites()
         self._counts: Counter[tuple[str, str]] = Counter()
+        # one flush at a time: a flush that finds nothing left must still wait for the
+        # one in flight, whose pipeline may carry its writes
+        self._flushing = asyncio.Lock()
 
     # -- stimuli ---------------------------------------------------------------------------
     async def on_event(self, record: streams.Event, stored: StoredJourneys | None = None) -> None:
@@ -92,8 +96,7 @@ class JourneyRunner:
         for journey in book.inactivity_for(event):
             due = _event_time(event) + journey.entry.inactive_ms
             member = timer_member(record.profile_id, run_field(journey.id, INACTIVE_KEY))
-            self._later(lambda pipe, p=record.profile_id, m=member, d=due:
-                        self.timers.queue_schedule(pipe, p, m, d))
+            self._timer_writes.schedule(record.profile_id, member, due)
         await self.apply(record.profile_id, f"e:{record.message_id}", site,
                          lambda state, facts, now: book.on_event(state, event, facts, now,
                                                                  self.paused()), stored)
@@ -121,7 +124,7 @@ class JourneyRunner:
         if journey_id in self.paused():
             # held where it is: fires again after the pause ends (checked once a minute)
             again = self.clock.now_ms() + 60_000
-            self._later(lambda pipe: self.timers.queue_schedule(pipe, profile_id, member, again))
+            self._timer_writes.schedule(profile_id, member, again)
             return
         await self.apply(profile_id, f"t:{name}:{run.seq}:{run.attempt}",
                          run.site or self._default_site,
@@ -256,10 +259,9 @@ class JourneyRunner:
             if old_step != new_step:
                 moves.append((run.journey, old_step, new_step))
             if run.ended:
-                self._later(lambda pipe, m=member: self.timers.queue_cancel(pipe, profile_id, m))
+                self._timer_writes.cancel(profile_id, member)
             else:
-                self._later(lambda pipe, m=member, at=run.wake_at:
-                            self.timers.queue_schedule(pipe, profile_id, m, at))
+                self._timer_writes.schedule(profile_id, member, run.wake_at)
         self.journeys.count_changes(self._counts, change.records, moves)
         for record in change.records:
             self.counters.outcomes[record.outcome] = self.counters.outcomes.get(record.outcome, 0) + 1
@@ -272,29 +274,25 @@ class JourneyRunner:
         """Every live run keeps a timer: schedule them again (idempotent)."""
         for name, run in state.runs.items():
             if not run.ended:
-                member = timer_member(profile_id, name)
-                self._later(lambda pipe, m=member, at=run.wake_at:
-                            self.timers.queue_schedule(pipe, profile_id, m, at))
-
-    def _later(self, write: Callable[[Any], None]) -> None:
-        self._writes.append(write)
+                self._timer_writes.schedule(profile_id, timer_member(profile_id, name),
+                                            run.wake_at)
 
     async def flush(self) -> None:
-        """Write the timers and counts the stimuli since the last flush left, in order."""
-        writes, self._writes = self._writes, []
-        counts, self._counts = self._counts, Counter()
-        if not writes and not counts:
-            return
-        try:
-            async with self.journeys.client.pipeline(transaction=False) as pipe:
-                for write in writes:
-                    write(pipe)
-                self.journeys.queue_counts(pipe, counts)
-                await pipe.execute()
-        except BaseException:
-            self._writes = writes + self._writes  # kept for the next try
-            self._counts.update(counts)
-            raise
+        """Write the timers and counts the stimuli since the last flush left."""
+        async with self._flushing:
+            writes, self._timer_writes = self._timer_writes, TimerWrites()
+            counts, self._counts = self._counts, Counter()
+            if not writes and not counts:
+                return
+            try:
+                async with self.journeys.client.pipeline(transaction=False) as pipe:
+                    self.timers.queue_writes(pipe, writes)
+                    self.journeys.queue_counts(pipe, counts)
+                    await pipe.execute()
+            except BaseException:
+                self._timer_writes = writes.then(self._timer_writes)  # kept for the next try
+                self._counts.update(counts)
+                raise
 
 
 def _event_time(event: Mapping[str, Any]) -> int:

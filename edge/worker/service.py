@@ -34,7 +34,7 @@ from edge.runtime.config import Settings
 from edge.store import streams
 from edge.store.journeys import JourneyStore, parse_member
 from edge.store.profiles import ProfileStore
-from edge.store.timers import TimerStore
+from edge.store.timers import Timer, TimerStore
 from edge.worker import calendar_sweep
 from edge.worker.calendar_index import CalendarIndex
 from rules.calendars import NameDays
@@ -50,6 +50,10 @@ log = logging.getLogger("kairos.worker")
 CONCURRENT_PEOPLE = 64  # people whose events are handled at once within a batch
 REDIS_CONNECTIONS = 100  # per client; more requests wait for one
 POOL_WAIT_S = 20.0  # a request waiting longer than this for a connection fails
+# claimed batches of timers being fired at once: the next is claimed and read while
+# one is computed, and one person's timers in two batches are kept apart by the
+# commits' version check
+TIMER_BATCHES_IN_FLIGHT = 2
 LOOPS_STOP_S = 3.0  # how long a stop waits for the loops to finish what they are doing
 
 
@@ -227,30 +231,63 @@ class Worker:
         await self.consumer.ack([entry.id for entry in entries])
 
     async def timers_loop(self) -> None:
+        """Claims due timers and fires them, a claimed batch being fired while the next
+        is claimed and read: the worker computes while Redis answers."""
         automation = self.settings.automation
-        while not self.stopping.is_set():
-            try:
-                if await self.fire_due_timers(self.clock.now_ms()) < automation.batch:
-                    await asyncio.sleep(automation.poll_ms / 1000)
-            except asyncio.CancelledError:
-                raise
-            except (RedisError, OSError) as exc:
-                log.warning("timers: %s", exc)
-                await asyncio.sleep(0.5)
-            except Exception:  # a bug must not stop the loop: the lease brings the timer back
-                log.exception("timers: a timer failed")
-                await asyncio.sleep(0.5)
+        firing: set[asyncio.Task[None]] = set()
+        try:
+            while not self.stopping.is_set():
+                try:
+                    if len(firing) >= TIMER_BATCHES_IN_FLIGHT:
+                        done, firing = await asyncio.wait(firing,
+                                                          return_when=asyncio.FIRST_COMPLETED)
+                        if any(not task.cancelled() and task.exception() for task in done):
+                            await asyncio.sleep(0.5)
+                    claimed = await self.claim_due_timers(self.clock.now_ms())
+                    if claimed:
+                        firing.add(asyncio.create_task(self._fire_logged(claimed)))
+                    if len(claimed) < automation.batch:
+                        await asyncio.sleep(automation.poll_ms / 1000)
+                except asyncio.CancelledError:
+                    raise
+                except (RedisError, OSError) as exc:
+                    log.warning("timers: %s", exc)
+                    await asyncio.sleep(0.5)
+            if firing:
+                await asyncio.wait(firing)
+        finally:
+            for task in firing:
+                task.cancel()
+
+    async def _fire_logged(self, claimed: list[Timer]) -> None:
+        try:
+            await self.fire_claimed(claimed)
+        except (RedisError, OSError) as exc:
+            log.warning("timers: %s", exc)
+            raise
+        except Exception:  # a bug must not stop the loop: the lease brings the timer back
+            log.exception("timers: a timer failed")
+            raise
 
     async def fire_due_timers(self, now: int) -> int:
         """One claim of the timers due by `now` (at most a batch), each fired and released
         in due order: how many were claimed. `kairos simulate` calls it at each moment of
         its clock, so a simulated run wakes through the same code as a live one."""
+        claimed = await self.claim_due_timers(now)
+        if claimed:
+            await self.fire_claimed(claimed)
+        return len(claimed)
+
+    async def claim_due_timers(self, now: int) -> list[Timer]:
         automation = self.settings.automation
         claimed = await self.timers.claim(now, automation.batch, automation.timer_lease_ms,
                                           time.time_ns() // 1_000_000)
         self.timer_lag_ms = max((now - t.due_ms for t in claimed), default=0)
-        if not claimed:
-            return 0
+        return claimed
+
+    async def fire_claimed(self, claimed: list[Timer]) -> None:
+        """Fire each claimed timer, one person's in due order and people side by side, then
+        release them once what they changed is written."""
         by_person: dict[str, list[Any]] = defaultdict(list)
         for timer in claimed:  # in due order
             by_person[parse_member(timer.member)[0]].append(timer)
@@ -259,7 +296,7 @@ class Worker:
         gate = asyncio.Semaphore(CONCURRENT_PEOPLE)
 
         async def person(profile_id: str) -> None:
-            async with gate:  # one person's timers in due order; people side by side
+            async with gate:
                 for index, timer in enumerate(by_person[profile_id]):
                     await self.runner.on_timer(timer.member,
                                                stored[profile_id] if index == 0 else None)
@@ -267,7 +304,6 @@ class Worker:
         await asyncio.gather(*(person(p) for p in people))
         await self.runner.flush()  # the next timers are written before the leases go
         await self.timers.release_many(claimed)
-        return len(claimed)
 
     async def calendar_loop(self) -> None:
         while not self.stopping.is_set():
