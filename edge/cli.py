@@ -8,7 +8,9 @@ import os
 import signal
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 import rules
 from rules.problems import errors_of
@@ -75,6 +77,33 @@ def main(argv: list[str] | None = None) -> int:
     catalog.add_argument("--batch-size", type=int, default=500, help="products per write (default 500)")
     catalog.add_argument("--strict", action="store_true", help="exit 1 if any row was rejected")
 
+    exporting = commands.add_parser("export", help="send data out of the edge",
+                                    description="Export data from the edge's Redis.")
+    export_what = exporting.add_subparsers(dest="what", required=True)
+    audience = export_what.add_parser(
+        "audience", help="a segment as a hashed ad audience",
+        description="Export a segment's consented members as a hashed audience in Google's "
+                    "(Data Manager API) or Meta's (Custom Audiences) format: what changed "
+                    "since the last export of the same audience, as adds and removes (all "
+                    "members with --full). Writes one request a line (method, path, body) "
+                    "unless --send is given, which sends them where the audience of that "
+                    "name in kairos.yaml points (its folder or the platform's API).")
+    audience.add_argument("segment", help="the rules' segment")
+    audience.add_argument("--format", required=True, choices=["google", "meta"])
+    audience.add_argument("--name", default=None,
+                          help="the audience, for what was sent before (default: the one in "
+                               "kairos.yaml for this segment and format, else SEGMENT-FORMAT)")
+    audience.add_argument("--out", default="-", help="file for the requests (default: stdout)")
+    audience.add_argument("--send", action="store_true",
+                          help="send to the audience's folder or API instead of --out")
+    audience.add_argument("--full", action="store_true", help="every member, not only changes")
+    audience.add_argument("--dry-run", action="store_true",
+                          help="count what would be sent; send and record nothing")
+    audience.add_argument("--config", default="config", help="configuration folder (default ./config)")
+    audience.add_argument("--redis", metavar="URL", default=None,
+                          help="external Redis (default: the embedded one, as serve uses it)")
+    audience.add_argument("--data-dir", default="var", help="the embedded Redis's data (default ./var)")
+
     simulate = commands.add_parser(
         "simulate", help="replay recorded events through a journey",
         description="Replay recorded events through one journey on a simulated clock, with the "
@@ -107,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         return import_catalog_command(args)
     if args.command == "simulate":
         return simulate_command(args)
+    if args.command == "export":
+        return export_audience_command(args)
     return check_command(args.config)
 
 
@@ -136,6 +167,19 @@ def check_command(config_dir: str) -> int:
         print(f"{_count(journey_errors, 'error')} in journeys found", file=sys.stderr)
         return 1
     ruleset = rules.load_ruleset(documents)
+    segment_ids = {segment.id for segment in ruleset.segments}
+    unknown = [(name, audience.segment) for name, audience in settings.audiences.items()
+               if audience.segment not in segment_ids]
+    if unknown:
+        from edge.runtime import config_errors
+        from edge.runtime.config import CONFIG_FILE_NAME
+
+        path = Path(settings.config_dir) / CONFIG_FILE_NAME
+        root = config_errors.compose(path.read_text(encoding="utf-8"))
+        for name, segment in unknown:
+            print(config_errors.located(path, root, ("audiences", name, "segment"),
+                                        f"no segment {segment!r} in the rules"), file=sys.stderr)
+        return 1
     print(f"ok: {len(documents)} rule file(s), {ruleset.rule_count} rules, "
           f"{ruleset.segment_count} segments, {len(ruleset.aggregates)} aggregates maintained, "
           f"{_count(len(journeys), 'journey')}"
@@ -201,6 +245,17 @@ def serve_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def event_loop_factory() -> Any:
+    """uvloop where it is installed (as uvicorn's standard extra installs it for the
+    edge): the worker's loops are mostly Redis round trips, which it runs with less
+    CPU. The standard loop otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def worker_command(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -229,7 +284,8 @@ def worker_command(args: argparse.Namespace) -> int:
             loop.add_signal_handler(signum, worker.stop)
         await worker.run()
 
-    asyncio.run(run())
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        runner.run(run())
     return 0
 
 
@@ -282,6 +338,71 @@ def simulate_command(args: argparse.Namespace) -> int:
 
 def _exit_after_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(0)  # a requested stop, as uvicorn treats SIGINT
+
+
+def export_audience_command(args: argparse.Namespace) -> int:
+    import asyncio
+
+    import httpx
+    import orjson
+    import redis.asyncio as aioredis
+    from redis.exceptions import RedisError
+
+    from edge.runtime.config import AudienceSettings
+    from edge.store.embedded import EmbeddedRedis
+    from edge.worker import audiences
+
+    try:
+        settings = load_settings(args.config)
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    configured = {name: audience for name, audience in settings.audiences.items()
+                  if audience.segment == args.segment and audience.format == args.format}
+    name = args.name or next(iter(configured), f"{args.segment}-{args.format}")
+    audience = settings.audiences.get(name) or AudienceSettings(args.segment, args.format)
+    if (audience.segment, audience.format) != (args.segment, args.format):
+        print(f"kairos export audience: {name} exports {audience.segment} as "
+              f"{audience.format}", file=sys.stderr)
+        return 1
+    if args.send and name not in settings.audiences:
+        print(f"kairos export audience: --send needs audiences.{name} in kairos.yaml",
+              file=sys.stderr)
+        return 1
+    redis_url = args.redis or EmbeddedRedis.running_url(Path(args.data_dir) / "redis")
+    if redis_url is None:
+        print(f"kairos export audience: no Redis: pass --redis, or start `kairos serve` on "
+              f"{args.data_dir} first", file=sys.stderr)
+        return 1
+    out = sys.stdout.buffer if args.out == "-" else open(args.out, "wb")
+
+    async def write(request: Any) -> None:
+        out.write(orjson.dumps({"method": request.method, "path": request.path,
+                                "body": request.body}) + b"\n")
+
+    async def run() -> Any:
+        client = aioredis.from_url(redis_url, decode_responses=False)
+        try:
+            async with httpx.AsyncClient() as http:
+                send = audiences.sender_for(settings, name, audience, int(time.time() * 1000),
+                                            http, dict(os.environ)) if args.send else write
+                return await audiences.export_audience(client, settings, name, audience, send,
+                                                       full=args.full, dry_run=args.dry_run)
+        finally:
+            await client.aclose()
+
+    try:
+        report = asyncio.run(run())
+    except (RedisError, OSError, audiences.ExportFailed) as exc:
+        print(f"kairos export audience: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if out is not sys.stdout.buffer:
+            out.close()
+        else:
+            out.flush()
+    print(orjson.dumps(report.as_dict()).decode(), file=sys.stderr)
+    return 0
 
 
 def import_catalog_command(args: argparse.Namespace) -> int:

@@ -134,7 +134,7 @@ Action = SlotAction | MessageAction | PushAction | NotifyAction | SetTraitAction
 # Channels a rule's content can reach a person by, and the purposes consent is given for.
 CHANNELS = ("web", "in_app", "push", "email", "sms", "whatsapp")
 NOTIFY_CHANNELS = ("in_app", "push", "email", "sms", "whatsapp")
-PURPOSES = ("personalization", "marketing")
+PURPOSES = ("personalization", "marketing", "advertising")
 
 
 @dataclass(frozen=True)

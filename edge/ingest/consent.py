@@ -21,9 +21,11 @@ CONSENT_TRAIT = "consent"
 NAMES = (*PURPOSES, *CHANNELS)
 MAX_SOURCE = 200
 
-# Opt-in for marketing and for channels outside the page; the page itself may be personalized.
+# Opt-in for marketing, for advertising (the person's identifiers matched by ad platforms,
+# edge/connectors/audiences.py) and for channels outside the page; the page itself may
+# be personalized.
 DEFAULTS: dict[str, bool] = {
-    "personalization": True, "marketing": False,
+    "personalization": True, "marketing": False, "advertising": False,
     "web": True, "in_app": True, "push": False, "email": False, "sms": False, "whatsapp": False,
 }
 

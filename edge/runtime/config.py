@@ -229,6 +229,27 @@ class DeliverySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     push: WebPushSettings | None = None
 
 
+class AudienceSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # A segment exported as a hashed ad audience (edge/connectors/audiences.py): by
+    # `kairos export audience`, and by the worker every `every_s` seconds. Each export
+    # sends what changed since the last one: the people who joined, the people who left.
+    segment: str
+    format: str                     # google | meta
+    site: str = ""                  # whose consent defaults apply ("": the first site)
+    consent: tuple[str, ...] = ("advertising",)  # each must be granted to be exported
+    every_s: int = 0                # 0: only when asked (kairos export audience)
+    to: str = "file"                # file: request bodies into `folder`; api: the platform's
+    folder: str = "exports/audiences"  # relative to the configuration's folder
+    base_url: str = ""              # to: api ("": the platform's own)
+    token_env: str = ""             # to: api: the OAuth access token's environment variable
+    audience_id: str = ""           # Google's user list, Meta's custom audience
+    account_id: str = ""            # Google: the operating account
+    account_type: str = "GOOGLE_ADS"
+    api_version: str = "v21.0"      # Meta's Graph API
+    default_region: str = "CZ"      # phone numbers written without +country
+    timeout_ms: int = 30_000
+
+
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sites: dict[str, Site] = {}
     secret_keys: dict[str, SecretKey] = {}
@@ -242,6 +263,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     metrics: MetricsSettings = MetricsSettings()
     automation: AutomationSettings = AutomationSettings()
     delivery: DeliverySettings = DeliverySettings()
+    audiences: dict[str, AudienceSettings] = {}
     # Filled in by load_settings, not read from the file.
     config_dir: str = "."
 
@@ -355,6 +377,49 @@ def validate(settings: Settings) -> list[tuple[SettingPath, str]]:
         if getattr(automation, name) <= 0:
             problems.append((("automation", name), "must be positive"))
     problems += delivery_problems(settings, os.environ)
+    problems += audience_problems(settings, os.environ)
+    return problems
+
+
+AUDIENCE_FORMATS = ("google", "meta")
+
+
+def audience_problems(settings: Settings, environ: Mapping[str, str]
+                      ) -> list[tuple[SettingPath, str]]:
+    problems: list[tuple[SettingPath, str]] = []
+    for name, audience in settings.audiences.items():
+        where = ("audiences", name)
+        if not name or not all(c.isalnum() or c in "-_" for c in name):
+            problems.append((where, "a name of letters, digits, - and _ (it names files)"))
+        if audience.format not in AUDIENCE_FORMATS:
+            problems.append(((*where, "format"), "must be google or meta"))
+        if audience.site and audience.site not in settings.sites:
+            problems.append(((*where, "site"), f"unknown site {audience.site!r}"))
+        for index, consent_name in enumerate(audience.consent):
+            if consent_name not in CONSENT_NAMES:
+                problems.append(((*where, "consent", index),
+                                 f"unknown purpose or channel {consent_name!r}; expected one "
+                                 f"of: {', '.join(CONSENT_NAMES)}"))
+        if audience.every_s < 0:
+            problems.append(((*where, "every_s"), "must not be negative"))
+        if audience.timeout_ms <= 0:
+            problems.append(((*where, "timeout_ms"), "must be positive"))
+        if audience.to not in ("file", "api"):
+            problems.append(((*where, "to"), "must be file or api"))
+        if audience.to != "api":
+            continue
+        if not audience.audience_id:
+            problems.append(((*where, "audience_id"), "is required to send to the platform"))
+        if audience.format == "google" and not audience.account_id:
+            problems.append(((*where, "account_id"), "is required to send to Google"))
+        if audience.base_url and not audience.base_url.startswith(("https://", "http://")):
+            problems.append(((*where, "base_url"), "must be an http(s) URL"))
+        if not audience.token_env:
+            problems.append(((*where, "token_env"), "must name the environment variable that "
+                                                    "holds the access token"))
+        elif not environ.get(audience.token_env):
+            problems.append(((*where, "token_env"),
+                             f"the environment variable {audience.token_env} is not set"))
     return problems
 
 

@@ -502,14 +502,14 @@ def decode_snapshot(reply: list[Any], layout: AggregateLayout) -> dict[str, Any]
         "verified": bool(uid),
         "user_id": uid.decode() if uid else None,
         "unverified_claim": claim.decode() if claim else None,
-        "delivery_state": _delivery_state(fields.dl),
+        "delivery_state": decode_delivery_state(fields.dl),
     }
 
 
 _to_snapshot = functools.partial(msgspec.convert, type=Snapshot)
 
 
-def _delivery_state(raw: bytes) -> dict[str, Any]:
+def decode_delivery_state(raw: bytes) -> dict[str, Any]:
     """The stored delivery state "dl": effects.lua writes msgpack (a map, never
     starting with "{"); profiles not written since hold JSON."""
     if not raw:

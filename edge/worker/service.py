@@ -24,6 +24,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
+import httpx
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from redis.maint_notifications import MaintNotificationsConfig
@@ -35,7 +36,7 @@ from edge.store import streams
 from edge.store.journeys import JourneyStore, parse_member
 from edge.store.profiles import ProfileStore
 from edge.store.timers import Timer, TimerStore
-from edge.worker import calendar_sweep
+from edge.worker import audiences, calendar_sweep
 from edge.worker.calendar_index import CalendarIndex
 from rules.calendars import NameDays
 from edge.worker.consumer import StreamConsumer, entry_time_ms
@@ -54,7 +55,8 @@ POOL_WAIT_S = 20.0  # a request waiting longer than this for a connection fails
 # one is computed, and one person's timers in two batches are kept apart by the
 # commits' version check
 TIMER_BATCHES_IN_FLIGHT = 2
-LOOPS_STOP_S = 3.0  # how long a stop waits for the loops to finish what they are doing
+LOOPS_STOP_S = 3.0
+AUDIENCE_CHECK_S = 1.0  # how often the audience schedule is looked at  # how long a stop waits for the loops to finish what they are doing
 
 
 def worker_client(redis_url: str) -> aioredis.Redis:
@@ -115,6 +117,8 @@ class Worker:
         # turn a cancellation during a reconnect into a connection error the loop survives.
         loops = [self.events_loop(), self.timers_loop(), self.calendar_loop(),
                  self.reload_loop(), self.flush_loop()]
+        if any(audience.every_s > 0 for audience in self.settings.audiences.values()):
+            loops.append(self.audiences_loop())
         if self.delivery is not None:
             loops += [self.delivery.outbox_loop(),
                       self.delivery.retries_loop(self.settings.automation.poll_ms / 1000)]
@@ -316,6 +320,21 @@ class Worker:
             except Exception:
                 log.exception("calendar sweep failed")
             await asyncio.sleep(self.settings.automation.poll_ms / 1000)
+
+    async def audiences_loop(self) -> None:
+        """The scheduled ad-audience exports (edge/worker/audiences.py)."""
+        async with httpx.AsyncClient() as http:
+            while not self.stopping.is_set():
+                try:
+                    await audiences.export_due(self.client, self.settings, self.clock.now_ms(),
+                                               http, dict(os.environ))
+                except asyncio.CancelledError:
+                    raise
+                except (RedisError, OSError) as exc:
+                    log.warning("audience export: %s", exc)
+                except Exception:
+                    log.exception("audience export failed")
+                await asyncio.sleep(AUDIENCE_CHECK_S)
 
     async def reload_loop(self) -> None:
         seen = self.journeys.fingerprint()
