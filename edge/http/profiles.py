@@ -14,6 +14,7 @@ from edge.http.common import json_response, require_scope
 from edge.http.errors import error_response
 from edge.http.state import EdgeState
 from edge.pipeline.delivery import profile_from
+from edge.store import destinations
 from edge.store.journeys import StoredJourneys
 from edge.worker import erasure
 
@@ -72,8 +73,12 @@ async def delete_profile(request: Request) -> Response:
     profile_id = await state.store.resolve(identifier)
     if profile_id is None:
         return error_response(404, "not_found", "no profile for this identifier", field="id")
+    identifiers = set(await state.store.identifiers(profile_id)) | {profile_id}
     if state.journeys is not None:
-        identifiers = set(await state.store.identifiers(profile_id)) | {profile_id}
         await erasure.forget(state.redis, state.settings, state.journeys.book, identifiers)
+    if any(destination.erasures for destination in state.settings.destinations.values()):
+        # before the keys go: a failure here leaves the person to be erased again
+        await destinations.record_erasure(state.redis, profile_id, sorted(identifiers),
+                                          state.pipeline.clock.now_ms())
     counts = await state.store.erase(profile_id, state.rulebook.active.layout)
     return json_response({"deleted": True, "id": profile_id, **counts})

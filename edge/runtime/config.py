@@ -250,6 +250,24 @@ class AudienceSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     timeout_ms: int = 30_000
 
 
+class DestinationSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # Another system kept in step (edge/worker/destinations.py): the events, as they
+    # arrive, POSTed in batches and signed as webhooks are; erasures as deletion requests.
+    url: str
+    secret_env: str                 # the signing secret (whsec_<base64>), from the environment
+    previous_secret_env: str = ""   # while rotating: the old secret, signed with as well
+    # which events: track events by name, or page, screen, identify, group, alias by type
+    # (empty: every event); `when`: a condition on the event in the rules' language
+    events: tuple[str, ...] = ()
+    when: str = ""
+    erasures: bool = True           # an erased person is sent as {"type": "profile.deleted"}
+    batch: int = 100                # events per request at most
+    max_attempts: int = 8           # a batch refused this often (timeouts, 5xx, 429) is dead-lettered
+    backoff_ms: int = 1_000         # the first retry's delay; doubled each time, with jitter
+    max_backoff_ms: int = 60_000
+    timeout_ms: int = 10_000
+
+
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sites: dict[str, Site] = {}
     secret_keys: dict[str, SecretKey] = {}
@@ -264,6 +282,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     automation: AutomationSettings = AutomationSettings()
     delivery: DeliverySettings = DeliverySettings()
     audiences: dict[str, AudienceSettings] = {}
+    destinations: dict[str, DestinationSettings] = {}
     # Filled in by load_settings, not read from the file.
     config_dir: str = "."
 
@@ -378,6 +397,44 @@ def validate(settings: Settings) -> list[tuple[SettingPath, str]]:
             problems.append((("automation", name), "must be positive"))
     problems += delivery_problems(settings, os.environ)
     problems += audience_problems(settings, os.environ)
+    problems += destination_problems(settings, os.environ)
+    return problems
+
+
+def destination_problems(settings: Settings, environ: Mapping[str, str]
+                         ) -> list[tuple[SettingPath, str]]:
+    from rules.expression import ExpressionInvalid, parse_checked
+
+    problems: list[tuple[SettingPath, str]] = []
+    for name, destination in settings.destinations.items():
+        where = ("destinations", name)
+        if not name or not all(c.isalnum() or c in "-_" for c in name):
+            problems.append((where, "a name of letters, digits, - and _ (it names a consumer group)"))
+        if not destination.url.startswith(("https://", "http://")):
+            problems.append(((*where, "url"), "must be an http(s) URL"))
+        for field in ("secret_env", "previous_secret_env"):
+            variable = getattr(destination, field)
+            if not variable:
+                if field == "secret_env":
+                    problems.append(((*where, field), "must name the environment variable that "
+                                                      "holds the signing secret"))
+                continue
+            secret = environ.get(variable)
+            if not secret:
+                problems.append(((*where, field), f"the environment variable {variable} is not set"))
+            elif not _webhook_secret_ok(secret):
+                problems.append(((*where, field), f"{variable} must hold whsec_ and base64 "
+                                                  "(at least 24 bytes)"))
+        if not 1 <= destination.batch <= 1000:
+            problems.append(((*where, "batch"), "must be between 1 and 1000"))
+        for field in ("max_attempts", "backoff_ms", "max_backoff_ms", "timeout_ms"):
+            if getattr(destination, field) <= 0:
+                problems.append(((*where, field), "must be positive"))
+        if destination.when:
+            try:
+                parse_checked(destination.when, roots=frozenset({"event"}))
+            except ExpressionInvalid as exc:
+                problems.append(((*where, "when"), f"{exc} (a condition on the event only)"))
     return problems
 
 

@@ -10,6 +10,7 @@ runner dedupes by the stimulus (see edge/worker/runner.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,20 +23,21 @@ from edge.store import streams
 @dataclass(frozen=True, slots=True)
 class Entry:
     id: str
-    record: streams.Record | None  # None: an entry that could not be read (skipped, acknowledged)
+    record: Any  # streams.Record, or what the consumer's decode makes; None: unreadable
 
 
 class StreamConsumer:
     def __init__(self, client: aioredis.Redis, stream: str, group: str, consumer: str,
-                 visibility_ms: int = 30_000, batch: int = 200, block_ms: int = 200,
-                 start: str = "$") -> None:
+                 visibility_ms: int = 30_000, batch: int = 200, block_ms: int | None = 200,
+                 start: str = "$", decode: Callable[[Any], Any] = streams.decode) -> None:
         self.client = client
+        self.decode = decode  # an entry's fields -> its record (raises if it cannot)
         self.stream = stream
         self.group = group
         self.consumer = consumer
         self.visibility_ms = visibility_ms
         self.batch = batch
-        self.block_ms = block_ms
+        self.block_ms = block_ms  # None: a read does not wait
         self.start = start  # where a new group begins: "$" (what comes next) or "0" (all)
         self._claim_cursor = "0-0"
 
@@ -61,7 +63,7 @@ class StreamConsumer:
             return []
         entries: list[Entry] = []
         for _, items in reply or ():
-            entries += [_entry(entry_id, fields) for entry_id, fields in items]
+            entries += [self._entry(entry_id, fields) for entry_id, fields in items]
         return entries
 
     async def _reclaim(self) -> list[Entry]:
@@ -77,7 +79,7 @@ class StreamConsumer:
         cursor, items = reply[0], reply[1]
         self._claim_cursor = cursor.decode() if isinstance(cursor, bytes) else str(cursor)
         # an entry erased meanwhile (a person's erasure XDELs it) comes back without fields
-        return [_entry(entry_id, fields) for entry_id, fields in items if entry_id]
+        return [self._entry(entry_id, fields) for entry_id, fields in items if entry_id]
 
     async def ack(self, entry_ids: list[str]) -> None:
         if entry_ids:
@@ -87,15 +89,14 @@ class StreamConsumer:
         summary = await self.client.xpending(self.stream, self.group)
         return int(summary["pending"]) if summary else 0
 
-
-def _entry(entry_id: Any, fields: Any) -> Entry:
-    text_id = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
-    if not fields:
-        return Entry(text_id, None)
-    try:
-        return Entry(text_id, streams.decode(fields))
-    except Exception:  # a malformed entry must not stop the group: skipped, and counted
-        return Entry(text_id, None)
+    def _entry(self, entry_id: Any, fields: Any) -> Entry:
+        text_id = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+        if not fields:
+            return Entry(text_id, None)
+        try:
+            return Entry(text_id, self.decode(fields))
+        except Exception:  # a malformed entry must not stop the group: skipped, and counted
+            return Entry(text_id, None)
 
 
 def entry_time_ms(entry_id: str) -> int:

@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from edge.runtime.config import Settings
+from edge.store import destinations
 from edge.store.deliveries import DEAD_LETTERS, retry_timers
 from edge.store.streams import OUTBOX
 from edge.store.timers import TimerStore
@@ -103,4 +104,25 @@ async def render(client: aioredis.Redis, settings: Settings, now_ms: int) -> str
            [("", retries.pending)])
     metric("kairos_delivery_dead_letters", "gauge", "messages in the dead-letter stream",
            [("", await client.xlen(DEAD_LETTERS))])
+
+    if settings.destinations:
+        counted = {k.decode(): int(v) for k, v in
+                   (await client.hgetall(destinations.STATS)).items()}
+        lags, pendings = [], []
+        for name in settings.destinations:
+            found = await destinations.group_lag(client, settings.stream.key,
+                                                 destinations.group_of(name), wall_ms)
+            if found is not None:
+                pendings.append((f'{{destination="{name}"}}', found[0]))
+                lags.append((f'{{destination="{name}"}}', found[1]))
+        metric("kairos_destination_lag_seconds", "gauge",
+               "age of the oldest event a destination has not been sent yet", lags)
+        metric("kairos_destination_pending", "gauge",
+               "events taken for a destination and not yet acknowledged by it", pendings)
+        for what, help_text in (("forwarded", "events a destination acknowledged"),
+                                ("dead", "events dead-lettered for a destination"),
+                                ("erasures", "erasures a destination acknowledged")):
+            metric(f"kairos_destination_{what}_total", "counter", help_text,
+                   [(f'{{destination="{name}"}}', counted.get(f"{name}:{what}", 0))
+                    for name in settings.destinations])
     return "\n".join(lines) + "\n"

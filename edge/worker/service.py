@@ -36,7 +36,7 @@ from edge.store import streams
 from edge.store.journeys import JourneyStore, parse_member
 from edge.store.profiles import ProfileStore
 from edge.store.timers import Timer, TimerStore
-from edge.worker import audiences, calendar_sweep
+from edge.worker import audiences, calendar_sweep, destinations
 from edge.worker.calendar_index import CalendarIndex
 from rules.calendars import NameDays
 from edge.worker.consumer import StreamConsumer, entry_time_ms
@@ -102,6 +102,12 @@ class Worker:
         self.delivery_client = worker_client(redis_url)
         connectors = build_connectors(settings, self.delivery_client) \
             if settings.delivery.enabled else {}
+        # Event forwarding, with connections of its own for the same reason.
+        self.destinations_client = worker_client(redis_url) if settings.destinations else None
+        self.destinations_http = httpx.AsyncClient() if settings.destinations else None
+        self.forwarders = destinations.forwarders(
+            settings, self.destinations_client, self.destinations_http, self.name, os.environ,
+            self.stopping) if self.destinations_client is not None else []
         self.delivery = DeliveryService(settings, self.delivery_client, self.profiles,
                                         self.rulebook, clock, self.name, connectors,
                                         self.stopping) \
@@ -117,6 +123,7 @@ class Worker:
         # turn a cancellation during a reconnect into a connection error the loop survives.
         loops = [self.events_loop(), self.timers_loop(), self.calendar_loop(),
                  self.reload_loop(), self.flush_loop()]
+        loops += [forwarder.run() for forwarder in self.forwarders]
         if any(audience.every_s > 0 for audience in self.settings.audiences.values()):
             loops.append(self.audiences_loop())
         if self.delivery is not None:
@@ -145,6 +152,9 @@ class Worker:
     async def _close(self) -> None:
         if self.delivery is not None:
             await self.delivery.close()
+        if self.destinations_http is not None:
+            await self.destinations_http.aclose()
+            await self.destinations_client.aclose()
         await self.delivery_client.aclose()
         await self.client.aclose()
         self.profiles.batcher.close()
@@ -160,6 +170,8 @@ class Worker:
                 await self.consumer.ensure_group()
                 if self.delivery is not None:
                     await self.delivery.prepare()
+                for forwarder in self.forwarders:
+                    await forwarder.prepare()
                 await self.journey_store.remember_documents(self.journeys.documents())
                 self.journeys.add_versions(await self.journey_store.documents())
                 self._paused = await self.journey_store.paused()
