@@ -79,6 +79,8 @@ def routes(settings: Settings) -> list[Route]:
         Route("/u/{token}", tracking.unsubscribe, methods=["POST"], name="unsubscribe"),
         # Reached by the SMS and WhatsApp providers, signed by them (404 where not configured).
         Route("/v1/callbacks/sms", callbacks.sms_status, methods=["POST"], name="callback_sms"),
+        Route("/v1/callbacks/email", callbacks.email_report, methods=["POST"],
+              name="callback_email"),
         Route("/v1/callbacks/whatsapp", callbacks.whatsapp_verify, methods=["GET"],
               name="callback_whatsapp_verify"),
         Route("/v1/callbacks/whatsapp", callbacks.whatsapp_events, methods=["POST"],

@@ -10,7 +10,7 @@ import re
 import pytest
 import schemathesis
 import schemathesis.specs.openapi.checks  # noqa: F401 - registers the OpenAPI checks
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, settings, strategies as st
 from schemathesis.checks import CHECKS
 
 from tests.support import PUBLIC_KEY, SECRET_KEY, LiveEdge, basic
@@ -18,6 +18,13 @@ from tests.support import PUBLIC_KEY, SECRET_KEY, LiveEdge, basic
 CHECKED = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
            "response_headers_conformance", "response_schema_conformance",
            "missing_required_header", "allow_header_conformance")
+# /v1/callbacks/email takes a report as it arrived by mail: any bytes, a report among them
+schemathesis.openapi.media_type("message/rfc822", st.one_of(
+    st.binary(max_size=400),
+    st.just(b"Content-Type: multipart/report; report-type=feedback-report; boundary=b\r\n\r\n"
+            b"--b\r\nContent-Type: text/plain\r\n\r\nspam\r\n--b\r\n"
+            b"Content-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\n"
+            b"--b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <x@y>\r\n--b--\r\n")))
 CHECK_FUNCTIONS = [check for check in CHECKS.get_all() if check.__name__ in CHECKED]
 EXAMPLES_PER_OPERATION = 40
 

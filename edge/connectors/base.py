@@ -34,6 +34,9 @@ class Outgoing(msgspec.Struct, frozen=True, kw_only=True):
 class Sent(msgspec.Struct, frozen=True):
     provider_id: str
     delivered: bool = False  # the provider confirmed delivery in its answer (a webhook's 2xx)
+    # how reports that come later name the message, when not by provider_id (an email's
+    # Message-ID, which complaints and bounce notifications quote)
+    reference: str = ""
 
 
 class Retry(msgspec.Struct, frozen=True):

@@ -94,7 +94,7 @@ class EmailConnector:
             return Retry(f"SMTP: {type(exc).__name__}: {exc}")
         self._give_back(smtp)
         found = QUEUE_ID.search(reply or "")
-        return Sent(found.group(1) if found else mail.message_id)
+        return Sent(found.group(1) if found else mail.message_id, reference=mail.message_id)
 
     async def close(self) -> None:
         while not self._idle.empty():

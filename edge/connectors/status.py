@@ -1,5 +1,6 @@
 """Status events: what became of a message, as a track event of the person it went to
-(`Message Sent`, `Message Delivered`, `Message Bounced`, `Message Failed`), joined to
+(`Message Sent`, `Message Delivered`, `Message Bounced`, `Message Failed`, and
+`Message Complained` when the person reported it as spam), joined to
 the journey step or rule that sent it. The delivery service emits them as it sends;
 the provider callback routes emit the later ones. Their message id is made from the
 message's and the status, so an echo emitted twice is recorded once."""
@@ -16,6 +17,7 @@ from edge.store.streams import OutboundMessage
 
 SENT, DELIVERED, BOUNCED, FAILED = ("Message Sent", "Message Delivered", "Message Bounced",
                                     "Message Failed")
+COMPLAINED = "Message Complained"
 
 
 def status_event(settings: Settings, site_id: str, message: OutboundMessage, name: str,

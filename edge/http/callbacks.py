@@ -1,5 +1,5 @@
-"""Provider callbacks: what became of an SMS or a WhatsApp message after the provider
-took it, and the WhatsApp messages people send (which open the 24-hour window).
+"""Provider callbacks: what became of an SMS, a WhatsApp message or an email after the
+provider took it, and the WhatsApp messages people send (which open the 24-hour window).
 
 - `POST /v1/callbacks/sms`: Twilio's status callback, form-encoded, signed with the auth
   token (X-Twilio-Signature over the callback URL as configured and the sorted params).
@@ -8,7 +8,12 @@ took it, and the WhatsApp messages people send (which open the 24-hour window).
 - `POST /v1/callbacks/whatsapp`: Meta's webhook, JSON, signed with the app secret
   (X-Hub-Signature-256: HMAC-SHA256 of the raw body).
 
-Providers call these, not holders of our keys: a request is genuine only when its
+- `POST /v1/callbacks/email`: a complaint (RFC 5965 feedback report) or a late bounce
+  (RFC 3464 delivery status notification), the mail as it arrived at the feedback or
+  bounce address, posted by whatever reads that mailbox with a secret key of scope
+  `delivery:report`: mail carries no signature we could check.
+
+Providers call the others, not holders of our keys: a request is genuine only when its
 signature is, so a missing or wrong one is refused (403) before anything is read from
 Redis. A provider id the ledger does not know (a message sent elsewhere, or forgotten
 after `ledger_days`) is acknowledged and ignored: refusing it would only make the
@@ -23,7 +28,6 @@ import hashlib
 import hmac
 import os
 import urllib.parse
-from typing import Any
 
 import msgspec
 from starlette.requests import Request
@@ -31,8 +35,9 @@ from starlette.responses import PlainTextResponse, Response
 
 from edge.connectors import whatsapp
 from edge.connectors.sms import credentials, twilio_signature
-from edge.connectors.status import BOUNCED, DELIVERED, FAILED, status_event
-from edge.http.common import json_response
+from edge.connectors.email_reports import COMPLAINT, NotAReport, read_report
+from edge.connectors.status import BOUNCED, COMPLAINED, DELIVERED, FAILED, status_event
+from edge.http.common import json_response, require_scope
 from edge.http.errors import error_response
 from edge.http.state import EdgeState
 from edge.ingest.auth import AuthError
@@ -41,7 +46,7 @@ from edge.pipeline.delivery import profile_from
 from edge.pipeline.handler import RequestInfo
 from edge.store.deliveries import DeliveryLedger
 from edge.store.streams import OutboundMessage
-from edge.worker.delivery import SUPPRESSED_KEY, address_key
+from edge.worker.delivery import SUPPRESSED_KEY, address_key, address_of
 
 MAX_CALLBACK_BYTES = 1024 * 1024
 FORM = "application/x-www-form-urlencoded"
@@ -193,42 +198,64 @@ def _seconds_ms(text: str) -> int | None:
     return int(text) * 1000 if text.isdigit() else None
 
 
-# -- both -------------------------------------------------------------------------------------
+# -- email ------------------------------------------------------------------------------------
+
+async def email_report(request: Request) -> Response:
+    """A complaint (ARF) or a late bounce (DSN) about a sent email, as the mail arrived."""
+    state: EdgeState = request.app.state.edge
+    caller = state.keyring.authenticate(request.headers.get("authorization"))
+    require_scope(caller, "delivery:report")
+    try:
+        report = read_report(await _body(request))
+    except NotAReport as exc:
+        raise InputError("body", str(exc)) from None
+    matched = False
+    if report.kind is not None and report.message_id:
+        matched = await _emit(request, state, "email", report.message_id,
+                              COMPLAINED if report.kind == COMPLAINT else BOUNCED, report.reason)
+    return json_response({"kind": report.kind, "message_id": report.message_id or None,
+                          "reason": report.reason, "matched": matched})
+
+
+# -- all --------------------------------------------------------------------------------------
 
 async def _emit(request: Request, state: EdgeState, channel: str, provider_id: str, name: str,
-                reason: str) -> None:
-    """The status event of the message the provider's id belongs to; nothing when the
-    ledger does not know it."""
+                reason: str) -> bool:
+    """The status event of the message the provider's id belongs to; nothing (False) when
+    the ledger does not know it."""
     settings = state.settings
     ledger = DeliveryLedger(state.redis, ttl_ms=settings.delivery.ledger_days * 86_400_000)
     found = await ledger.message_for_provider_id(channel, provider_id)
     if found is None:
-        return
+        return False
     message, record = found
     now = state.pipeline.clock.now_ms()
     made = status_event(settings, next(iter(settings.sites), ""), message, name, now,
                         record.attempts, provider_id, reason)
     if made is None:
-        return
-    if name == BOUNCED:
-        await _suppress(state, message, reason, now)
+        return False
+    if name in (BOUNCED, COMPLAINED):
+        await _suppress(state, message, reason, now,
+                        "bounced" if name == BOUNCED else "complaint")
     incoming, caller = made
     await state.pipeline.handle(incoming, caller,
                                 RequestInfo(user_agent=request.headers.get("user-agent")),
                                 answered=False)
+    return True
 
 
-async def _suppress(state: EdgeState, message: OutboundMessage, reason: str, now: int) -> None:
-    """A number the provider says cannot take messages gets none from now on, as when the
-    provider refuses it at send time (edge/worker/delivery.py)."""
+async def _suppress(state: EdgeState, message: OutboundMessage, reason: str, now: int,
+                    why: str = "bounced") -> None:
+    """An address the provider says cannot take messages (or whose owner complained) gets
+    none from now on, as when the provider refuses it at send time (edge/worker/delivery.py)."""
     layout = state.rulebook.active.layout
     reply = await state.store.read(message.profile_id, layout, now)
     if reply is None:
         return
-    phone: Any = profile_from(reply, layout)["traits"].get("phone")
-    if isinstance(phone, str) and phone.strip():
-        await state.redis.hset(SUPPRESSED_KEY, address_key(message.channel, phone.strip()),
-                               f"{message.channel} bounced: {reason}"[:300])
+    address = address_of(message.channel, profile_from(reply, layout)["traits"])
+    if address:
+        await state.redis.hset(SUPPRESSED_KEY, address_key(message.channel, address),
+                               f"{message.channel} {why}: {reason}"[:300])
 
 
 async def _body(request: Request) -> bytes:

@@ -254,13 +254,35 @@ def _callback(op: dict[str, Any]) -> None:
         "schema": {"type": "object"}}}}
 
 
+def _email_report(op: dict[str, Any]) -> None:
+    op["security"] = [{"bearer": []}]
+    op["requestBody"] = {"required": True, "content": {"message/rfc822": {"schema": {
+        "type": "string", "description": "the report as it arrived: multipart/report with "
+                                         "report-type feedback-report or delivery-status"}}}}
+    op["responses"] = {
+        "200": {"description": "read: what it reports, and whether a sent message matched",
+                "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["kind", "message_id", "reason", "matched"],
+                    "properties": {"kind": {"type": ["string", "null"],
+                                            "enum": ["complaint", "bounce", None]},
+                                   "message_id": {"type": ["string", "null"]},
+                                   "reason": {"type": "string"},
+                                   "matched": {"type": "boolean"}}}}}},
+        "400": _error("not a feedback report or delivery status notification (field `body`)"),
+        "401": _error("missing or unknown key"),
+        "403": _error("the key lacks scope 'delivery:report'"),
+        "413": _error("body too large"),
+        "503": _error("Redis did not answer; retry after Retry-After")}
+
+
 OWN_DOCUMENTATION = {"cors_preflight": _preflight, "push_key": _push_key, "snippet": _script,
                      "service_worker": _script, "demo_home": _demo, "demo_file": _demo,
                      "demo_inbox": _demo,
                      "demo_sign": _demo_sign, "readyz": _readyz, "metrics": _metrics,
                      "track_click": _tracking, "track_open": _tracking, "preferences": _tracking,
                      "unsubscribe": _tracking, "callback_sms": _callback,
-                     "callback_whatsapp_verify": _callback, "callback_whatsapp": _callback}
+                     "callback_whatsapp_verify": _callback, "callback_whatsapp": _callback,
+                     "callback_email": _email_report}
 
 
 def _explain(op: dict[str, Any]) -> None:

@@ -300,7 +300,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 KNOWN_SCOPES = frozenset({"ingest", "profiles:read", "profiles:delete", "admin", "journeys:enroll",
-                          "catalog:read", "catalog:write", "metrics"})
+                          "catalog:read", "catalog:write", "metrics", "delivery:report"})
 DEMO_KEYS = frozenset({"demo", "demo-secret"})
 # The demo site's user hash secret as the example configuration publishes it.
 DEMO_USER_HASH_SECRET = "demo-user-hash-secret"

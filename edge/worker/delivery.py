@@ -228,7 +228,7 @@ class DeliveryService:
                 after = next_allowed(why, person, checks, now)
                 return Retry("quiet_hours", (after - now) if after else None)
             return Failed(f"{why.kind.value}: checked again at send time")
-        address = _address(message.channel, traits)
+        address = address_of(message.channel, traits)
         if not address:
             return Failed("no_address")
         suppressed = await self.client.hget(SUPPRESSED_KEY, address_key(message.channel, address))
@@ -278,8 +278,8 @@ class DeliveryService:
         if isinstance(result, Sent):
             if await self.ledger.finish(message, claim, "sent", now,
                                         provider_id=result.provider_id):
-                if result.provider_id:
-                    await self.ledger.remember_provider_id(message.channel, result.provider_id,
+                for provider_id in {result.provider_id, result.reference} - {""}:
+                    await self.ledger.remember_provider_id(message.channel, provider_id,
                                                            message.message_id)
                 await self._count(message.channel, "sent")
                 await self._status(message, SENT, claim.attempt, provider_id=result.provider_id)
@@ -320,7 +320,7 @@ class DeliveryService:
                                          self.clock.now_ms())
         if reply is None:
             return
-        address = _address(message.channel, profile_from(reply, self.rulebook.active.layout)
+        address = address_of(message.channel, profile_from(reply, self.rulebook.active.layout)
                            ["traits"])
         if address:
             await self.client.hset(SUPPRESSED_KEY, address_key(message.channel, address),
@@ -386,7 +386,8 @@ class DeliveryService:
                 await connector.close()
 
 
-def _address(channel: str, traits: Mapping[str, Any]) -> str:
+def address_of(channel: str, traits: Mapping[str, Any]) -> str:
+    """The person's address on `channel`, as the connectors send to it."""
     if channel == "email":
         value = traits.get("email")
     elif channel in ("sms", "whatsapp"):
