@@ -343,11 +343,11 @@ def _exit_after_sigterm(signum: int, frame: object) -> None:
 def export_audience_command(args: argparse.Namespace) -> int:
     import asyncio
 
-    import httpx
     import orjson
     import redis.asyncio as aioredis
     from redis.exceptions import RedisError
 
+    from edge.connectors.http import HttpClient
     from edge.runtime.config import AudienceSettings
     from edge.store.embedded import EmbeddedRedis
     from edge.worker import audiences
@@ -382,13 +382,14 @@ def export_audience_command(args: argparse.Namespace) -> int:
 
     async def run() -> Any:
         client = aioredis.from_url(redis_url, decode_responses=False)
+        http = HttpClient()
         try:
-            async with httpx.AsyncClient() as http:
-                send = audiences.sender_for(settings, name, audience, int(time.time() * 1000),
-                                            http, dict(os.environ)) if args.send else write
-                return await audiences.export_audience(client, settings, name, audience, send,
-                                                       full=args.full, dry_run=args.dry_run)
+            send = audiences.sender_for(settings, name, audience, int(time.time() * 1000),
+                                        http, dict(os.environ)) if args.send else write
+            return await audiences.export_audience(client, settings, name, audience, send,
+                                                   full=args.full, dry_run=args.dry_run)
         finally:
+            await http.close()
             await client.aclose()
 
     try:

@@ -12,11 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 import redis.asyncio as aioredis
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
+from edge.connectors.http import HttpClient
 from edge.connectors.audiences import Member, member_of, normalize_email, normalize_phone
 from edge.runtime.config import load_settings
 from edge.worker import audiences
@@ -72,13 +72,14 @@ def export(redis_url: str, config: Path, name: str, **kwargs) -> audiences.Expor
 
     async def run() -> audiences.ExportReport:
         client = aioredis.Redis.from_url(redis_url)
+        http = HttpClient()
         try:
-            async with httpx.AsyncClient() as http:
-                send = audiences.sender_for(settings, name, settings.audiences[name], 0, http,
-                                            {"ADS_TOKEN": TOKEN})
-                return await audiences.export_audience(client, settings, name,
-                                                       settings.audiences[name], send, **kwargs)
+            send = audiences.sender_for(settings, name, settings.audiences[name], 0, http,
+                                        {"ADS_TOKEN": TOKEN})
+            return await audiences.export_audience(client, settings, name,
+                                                   settings.audiences[name], send, **kwargs)
         finally:
+            await http.close()
             await client.aclose()
 
     return asyncio.run(run())

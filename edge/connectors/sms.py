@@ -19,10 +19,10 @@ import hmac
 import os
 from typing import Iterable, Mapping
 
-import httpx
 import orjson
 
 from edge.connectors.base import Failed, Outgoing, RateLimiter, Result, Sent, Retry, http_result
+from edge.connectors.http import Answer, HttpClient, Unreachable
 from edge.connectors.phones import e164
 from edge.runtime.config import SmsSettings
 
@@ -56,10 +56,8 @@ class SmsConnector:
                     "/Messages.json")
         self.limiter = RateLimiter(settings.rate_per_s)
         self.concurrency = settings.concurrency
-        self.http = httpx.AsyncClient(timeout=settings.timeout_ms / 1000,
-                                      auth=httpx.BasicAuth(account_sid, auth_token),
-                                      limits=httpx.Limits(max_connections=settings.concurrency),
-                                      follow_redirects=False)
+        self.http = HttpClient(settings.concurrency, settings.timeout_ms,
+                               auth=(account_sid, auth_token))
 
     def form(self, to: str, body: str) -> dict[str, str]:
         settings = self.settings
@@ -78,30 +76,28 @@ class SmsConnector:
             return Failed(f"invalid phone number: not a valid number "
                           f"(default region {self.settings.default_region})")
         try:
-            answer = await self.http.post(self.url, data=self.form(to, outgoing.message.body))
-        except httpx.TimeoutException:
-            return Retry("timed out")
-        except httpx.TransportError as exc:
-            return Retry(f"connection: {type(exc).__name__}")
+            answer = await self.http.post(self.url, form=self.form(to, outgoing.message.body))
+        except Unreachable as exc:
+            return Retry(exc.reason)
         return read_answer(answer)
 
     async def close(self) -> None:
-        await self.http.aclose()
+        await self.http.close()
 
 
-def read_answer(answer: httpx.Response) -> Result:
+def read_answer(answer: Answer) -> Result:
     """Sent with the message's sid, or what Twilio's error code says."""
     try:
-        body = orjson.loads(answer.content) if answer.content else {}
+        body = orjson.loads(answer.body) if answer.body else {}
     except orjson.JSONDecodeError:
         body = {}
     body = body if isinstance(body, dict) else {}
-    if 200 <= answer.status_code < 300:
+    if 200 <= answer.status < 300:
         sid = body.get("sid")
         return Sent(sid if isinstance(sid, str) else "")
     code, message = body.get("code"), body.get("message")
     hint = f"Twilio {code}: {message}" if code is not None else answer.text[:200]
-    result = http_result(answer.status_code, answer.headers, "", hint)
+    result = http_result(answer.status, answer.headers, "", hint)
     if isinstance(result, Failed) and code in BOUNCING_CODES:
         return Failed(result.reason, bounced=True)
     return result

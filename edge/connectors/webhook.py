@@ -11,18 +11,20 @@ configuration changes (the disabled mark records the URL it was given for).
 from __future__ import annotations
 
 import os
+import time
 from datetime import datetime, timezone
 from typing import Mapping
 
-import httpx
 import orjson
 import redis.asyncio as aioredis
 from standardwebhooks.webhooks import Webhook
 
 from edge.connectors.base import Failed, Outgoing, RateLimiter, Result, Retry, Sent, http_result
+from edge.connectors.http import HttpClient, Unreachable
 from edge.runtime.config import WebhookEndpoint, WebhookSettings
 
 DISABLED_KEY = "kairos:webhooks:disabled"  # hash: endpoint name -> the URL that answered 410
+DISABLED_REFRESH_S = 1.0
 
 
 class Signer:
@@ -60,9 +62,9 @@ class WebhookConnector:
         self.concurrency = settings.concurrency
         self.signers = {name: Signer(endpoint_secrets(endpoint, environ))
                         for name, endpoint in settings.endpoints.items()}
-        self.http = httpx.AsyncClient(timeout=settings.timeout_ms / 1000,
-                                      limits=httpx.Limits(max_connections=settings.concurrency),
-                                      follow_redirects=False)
+        self.http = HttpClient(settings.concurrency, settings.timeout_ms)
+        self._disabled: dict[str, str] = {}  # endpoint -> URL, as last read from Redis
+        self._disabled_read_at = float("-inf")
 
     def endpoint_for(self, url: str) -> str | None:
         """The configured endpoint `url` belongs to (the longest matching prefix)."""
@@ -77,8 +79,7 @@ class WebhookConnector:
         name = self.endpoint_for(url)
         if name is None:
             return Failed(f"{url!r} is not a configured webhook endpoint")
-        disabled = await self.redis.hget(DISABLED_KEY, name)
-        if disabled is not None and disabled.decode() == self.settings.endpoints[name].url:
+        if await self._disabled_url(name) == self.settings.endpoints[name].url:
             return Failed(f"endpoint {name} is disabled: it answered 410 Gone")
         body = orjson.dumps({
             "type": "journey.webhook" if message.journey else "rule.webhook",
@@ -89,17 +90,27 @@ class WebhookConnector:
         headers = self.signers[name].headers(outgoing.idempotency_key, body,
                                              datetime.now(timezone.utc))
         try:
-            answer = await self.http.post(url, content=body, headers=headers)
-        except httpx.TimeoutException:
-            return Retry("timed out")
-        except httpx.TransportError as exc:
-            return Retry(f"connection: {type(exc).__name__}")
-        result = http_result(answer.status_code, answer.headers, "", answer.text[:200])
+            answer = await self.http.post(url, body=body, headers=headers)
+        except Unreachable as exc:
+            return Retry(exc.reason)
+        result = http_result(answer.status, answer.headers, "", answer.text[:200])
         if isinstance(result, Sent):
             return Sent(answer.headers.get("x-request-id", ""), delivered=True)
-        if isinstance(result, Failed) and answer.status_code == 410:
+        if isinstance(result, Failed) and answer.status == 410:
             await self.redis.hset(DISABLED_KEY, name, self.settings.endpoints[name].url)
+            self._disabled[name] = self.settings.endpoints[name].url
         return result
 
+    async def _disabled_url(self, name: str) -> str | None:
+        """The URL an endpoint was disabled for, read from Redis at most once a second:
+        another worker's 410 is honoured within that second, and a send costs no round
+        trip for it."""
+        now = time.monotonic()
+        if now - self._disabled_read_at >= DISABLED_REFRESH_S:
+            self._disabled_read_at = now
+            self._disabled = {field.decode(): url.decode() for field, url in
+                              (await self.redis.hgetall(DISABLED_KEY)).items()}
+        return self._disabled.get(name)
+
     async def close(self) -> None:
-        await self.http.aclose()
+        await self.http.close()

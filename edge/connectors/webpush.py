@@ -32,12 +32,12 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 import http_ece
-import httpx
 import orjson
 from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid02
 
 from edge.connectors.base import Failed, Outgoing, RateLimiter, Result, Retry, Sent, http_result
+from edge.connectors.http import HttpClient, Unreachable
 from edge.runtime.config import WebPushSettings
 from edge.runtime.vapid import b64url, load_vapid, unb64url
 
@@ -101,12 +101,9 @@ class WebPushConnector:
         self.concurrency = settings.concurrency
         self.tokens = VapidTokens(load_vapid(environ[settings.private_key_env]),
                                   settings.subject)
-        verify: ssl.SSLContext | bool = True
-        if settings.ca_file:
-            verify = ssl.create_default_context(cafile=settings.ca_file)
-        self.http = httpx.AsyncClient(timeout=settings.timeout_ms / 1000, verify=verify,
-                                      limits=httpx.Limits(max_connections=settings.concurrency),
-                                      follow_redirects=False)
+        trusted = ssl.create_default_context(cafile=settings.ca_file) \
+            if settings.ca_file else None
+        self.http = HttpClient(settings.concurrency, settings.timeout_ms, ssl_context=trusted)
 
     def allowed(self, endpoint: str) -> bool:
         parts = urlsplit(endpoint)
@@ -131,16 +128,14 @@ class WebPushConnector:
                    "ttl": str(self.settings.ttl_s), "urgency": self.settings.urgency,
                    "topic": topic_of(outgoing.message.message_id)}
         try:
-            answer = await self.http.post(endpoint, content=body, headers=headers)
-        except httpx.TimeoutException:
-            return Retry("timed out")
-        except httpx.TransportError as exc:
-            return Retry(f"connection: {type(exc).__name__}")
-        result = http_result(answer.status_code, answer.headers, "", answer.text[:200])
+            answer = await self.http.post(endpoint, body=body, headers=headers)
+        except Unreachable as exc:
+            return Retry(exc.reason)
+        result = http_result(answer.status, answer.headers, "", answer.text[:200])
         if isinstance(result, Sent):
             # The push service names the message in Location (its id for later).
             return Sent(answer.headers.get("location", "").rsplit("/", 1)[-1])
         return result
 
     async def close(self) -> None:
-        await self.http.aclose()
+        await self.http.close()

@@ -21,11 +21,11 @@ import os
 import time
 from typing import Any, Mapping
 
-import httpx
 import orjson
 import redis.asyncio as aioredis
 
 from edge.connectors.base import Failed, Outgoing, RateLimiter, Result, Retry, Sent, http_result
+from edge.connectors.http import Answer, HttpClient, Unreachable
 from edge.connectors.phones import e164
 from edge.runtime.config import WhatsAppSettings
 
@@ -100,10 +100,8 @@ class WhatsAppConnector:
         self.limiter = RateLimiter(settings.rate_per_s)
         self.concurrency = settings.concurrency
         token = environ.get(settings.access_token_env, "")
-        self.http = httpx.AsyncClient(timeout=settings.timeout_ms / 1000,
-                                      headers={"Authorization": f"Bearer {token}"},
-                                      limits=httpx.Limits(max_connections=settings.concurrency),
-                                      follow_redirects=False)
+        self.http = HttpClient(settings.concurrency, settings.timeout_ms,
+                               headers={"Authorization": f"Bearer {token}"})
 
     async def send(self, outgoing: Outgoing) -> Result:
         number = e164(outgoing.to, self.settings.default_region)
@@ -115,29 +113,27 @@ class WhatsAppConnector:
         free = await window_open(self.redis, to)
         payload = text_message(to, body) if free else template_message(to, self.settings, body)
         try:
-            answer = await self.http.post(self.url, content=orjson.dumps(payload),
+            answer = await self.http.post(self.url, body=orjson.dumps(payload),
                                           headers={"Content-Type": "application/json"})
-        except httpx.TimeoutException:
-            return Retry("timed out")
-        except httpx.TransportError as exc:
-            return Retry(f"connection: {type(exc).__name__}")
+        except Unreachable as exc:
+            return Retry(exc.reason)
         result, code = read_answer(answer)
         if code == WINDOW_CLOSED:
             await close_window(self.redis, to)  # the next attempt sends the template
         return result
 
     async def close(self) -> None:
-        await self.http.aclose()
+        await self.http.close()
 
 
-def read_answer(answer: httpx.Response) -> tuple[Result, int | None]:
+def read_answer(answer: Answer) -> tuple[Result, int | None]:
     """Sent with the message's wamid, or what the Cloud API's error says; and its code."""
     try:
-        body = orjson.loads(answer.content) if answer.content else {}
+        body = orjson.loads(answer.body) if answer.body else {}
     except orjson.JSONDecodeError:
         body = {}
     body = body if isinstance(body, dict) else {}
-    if 200 <= answer.status_code < 300:
+    if 200 <= answer.status < 300:
         messages = body.get("messages")
         first = messages[0] if isinstance(messages, list) and messages else {}
         wamid = first.get("id") if isinstance(first, dict) else None
@@ -146,7 +142,7 @@ def read_answer(answer: httpx.Response) -> tuple[Result, int | None]:
     code = error.get("code") if isinstance(error.get("code"), int) else None
     hint = (f"WhatsApp {code}: {error.get('message', '')}" if code is not None
             else answer.text[:200])
-    result = http_result(answer.status_code, answer.headers, "", hint)
+    result = http_result(answer.status, answer.headers, "", hint)
     if code in RETRY_CODES and isinstance(result, Failed):
         return Retry(result.reason), code
     return result, code

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import LockError
 
+from edge.connectors.http import HttpClient, Unreachable
 from edge.connectors.audiences import Destination, Member, Request, member_of, requests_for
 from edge.ingest import consent
 from edge.pipeline.delivery import decode_state
@@ -143,7 +143,7 @@ def file_sender(folder: Path, name: str, now_ms: int) -> Send:
     return send
 
 
-def api_sender(http: httpx.AsyncClient, audience: AudienceSettings, token: str) -> Send:
+def api_sender(http: HttpClient, audience: AudienceSettings, token: str) -> Send:
     """Each request to the platform's API; a 429 or 5xx is asked again with backoff (its
     Retry-After when it gives one), any other refusal stops the export."""
     base = (audience.base_url or BASE_URLS[audience.format]).rstrip("/")
@@ -154,17 +154,17 @@ def api_sender(http: httpx.AsyncClient, audience: AudienceSettings, token: str) 
         for attempt in range(RETRIES + 1):
             try:
                 answer = await http.request(request.method, base + request.path,
-                                            content=content, headers=headers,
-                                            timeout=audience.timeout_ms / 1000)
-            except httpx.HTTPError as exc:
+                                            body=content, headers=headers,
+                                            timeout_ms=audience.timeout_ms)
+            except Unreachable as exc:
                 if attempt == RETRIES:
-                    raise ExportFailed(f"{request.method} {request.path}: {exc!r}") from exc
+                    raise ExportFailed(f"{request.method} {request.path}: {exc.reason}") from exc
                 await asyncio.sleep(2 ** attempt)
                 continue
-            if answer.status_code < 300:
+            if answer.status < 300:
                 return
-            if answer.status_code != 429 and answer.status_code < 500 or attempt == RETRIES:
-                raise ExportFailed(f"{request.method} {request.path}: {answer.status_code} "
+            if answer.status != 429 and answer.status < 500 or attempt == RETRIES:
+                raise ExportFailed(f"{request.method} {request.path}: {answer.status} "
                                    f"{answer.text[:300]}")
             await asyncio.sleep(_retry_after(answer.headers.get("retry-after"), 2 ** attempt))
 
@@ -179,7 +179,7 @@ def _retry_after(value: str | None, fallback: float) -> float:
 
 
 def sender_for(settings: Settings, name: str, audience: AudienceSettings, now_ms: int,
-               http: httpx.AsyncClient | None, environ: dict[str, str]) -> Send:
+               http: HttpClient | None, environ: dict[str, str]) -> Send:
     if audience.to == "api":
         assert http is not None
         return api_sender(http, audience, environ.get(audience.token_env, ""))
@@ -192,7 +192,7 @@ def sender_for(settings: Settings, name: str, audience: AudienceSettings, now_ms
 # -- the worker's schedule ---------------------------------------------------------------------
 
 async def export_due(client: aioredis.Redis, settings: Settings, now_ms: int,
-                     http: httpx.AsyncClient, environ: dict[str, str]) -> list[ExportReport]:
+                     http: HttpClient, environ: dict[str, str]) -> list[ExportReport]:
     """Export each scheduled audience whose time has come, unless another worker is at it."""
     reports = []
     last = await store.last_exports(client)

@@ -29,6 +29,7 @@ import hashlib
 import logging
 import random
 import time
+from collections import Counter
 from typing import Any, Mapping
 
 import msgspec
@@ -80,6 +81,7 @@ class DeliveryService:
         delivery = settings.delivery
         self.settings = settings
         self.client = client
+        self._counted: Counter[str] = Counter()  # outcomes since the last flush_counts
         self.profiles = profiles
         self.rulebook = rulebook
         self.clock = clock
@@ -141,6 +143,7 @@ class DeliveryService:
 
         handled = await asyncio.gather(*(one(e) for e in entries))
         await self.consumer.ack([entry_id for entry_id in handled if entry_id])
+        await self.flush_counts()
 
     async def fire_due_retries(self, now_ms: int) -> int:
         delivery = self.settings.delivery
@@ -153,6 +156,7 @@ class DeliveryService:
                 await self.ledger.retries.release(timer)
 
         await asyncio.gather(*(one(t) for t in claimed))
+        await self.flush_counts()
         return len(claimed)
 
     # -- one message ------------------------------------------------------------------------
@@ -281,7 +285,7 @@ class DeliveryService:
                 for provider_id in {result.provider_id, result.reference} - {""}:
                     await self.ledger.remember_provider_id(message.channel, provider_id,
                                                            message.message_id)
-                await self._count(message.channel, "sent")
+                self._count(message.channel, "sent")
                 await self._status(message, SENT, claim.attempt, provider_id=result.provider_id)
                 if result.delivered:
                     await self._status(message, DELIVERED, claim.attempt,
@@ -298,13 +302,13 @@ class DeliveryService:
             if result.after_ms is not None:
                 wait = result.after_ms if quiet else max(wait, result.after_ms)
             if await self.ledger.schedule_retry(message, claim, now + wait, now, result.reason):
-                await self._count(message.channel, "deferred" if quiet else "retried")
+                self._count(message.channel, "deferred" if quiet else "retried")
             return
         if await self.ledger.finish(message, claim, "failed", now,
                                     reason=result.reason):
             if result.bounced:
                 await self._suppress(message, result.reason)
-            await self._count(message.channel, "bounced" if result.bounced else "failed")
+            self._count(message.channel, "bounced" if result.bounced else "failed")
             await self._status(message, BOUNCED if result.bounced else FAILED, claim.attempt,
                                reason=result.reason)
 
@@ -312,7 +316,7 @@ class DeliveryService:
         now = self.clock.now_ms()
         if await self.ledger.finish(message, claim, "dead", now, reason=reason):
             await self.ledger.dead_letter(message, reason, claim.attempt, now)
-            await self._count(message.channel, "dead")
+            self._count(message.channel, "dead")
             await self._status(message, FAILED, claim.attempt, reason=reason, dead=True)
 
     async def _suppress(self, message: streams.OutboundMessage, reason: str) -> None:
@@ -348,9 +352,22 @@ class DeliveryService:
         if made is not None:
             await self.pipeline.handle(made[0], made[1], INFO, answered=False)
 
-    async def _count(self, channel: str, outcome: str) -> None:
-        with contextlib.suppress(RedisError):
-            await self.client.hincrby(DELIVERY_STATS_KEY, f"{channel}:{outcome}", 1)
+    def _count(self, channel: str, outcome: str) -> None:
+        self._counted[f"{channel}:{outcome}"] += 1
+
+    async def flush_counts(self) -> None:
+        """The outcome counts since the last flush, for /metrics, in one round trip (a
+        worker killed before it loses its last batch's counts, never a message)."""
+        counted, self._counted = self._counted, Counter()
+        if not counted:
+            return
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for field, n in counted.items():
+                    pipe.hincrby(DELIVERY_STATS_KEY, field, n)
+                await pipe.execute()
+        except RedisError:
+            self._counted.update(counted)  # kept for the next flush
 
     # -- status events ----------------------------------------------------------------------
 
@@ -381,6 +398,8 @@ class DeliveryService:
             log.exception("status event %s of %s", name, message.message_id)
 
     async def close(self) -> None:
+        with contextlib.suppress(RedisError, OSError):
+            await self.flush_counts()
         for connector in self.connectors.values():
             with contextlib.suppress(Exception):
                 await connector.close()

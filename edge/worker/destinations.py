@@ -27,10 +27,10 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-import httpx
 import orjson
 import redis.asyncio as aioredis
 
+from edge.connectors.http import HttpClient, Unreachable
 from edge.connectors.webhook import Signer
 from edge.runtime.config import DestinationSettings, WebhookEndpoint
 from edge.store import destinations as store
@@ -50,7 +50,7 @@ class Stopping(Exception):
 
 class Forwarder:
     def __init__(self, name: str, settings: DestinationSettings, stream: str,
-                 client: aioredis.Redis, http: httpx.AsyncClient, consumer: str,
+                 client: aioredis.Redis, http: HttpClient, consumer: str,
                  visibility_ms: int, environ: Mapping[str, str],
                  stopping: asyncio.Event) -> None:
         self.name = name
@@ -158,12 +158,12 @@ class Forwarder:
             delay *= random.uniform(0.5, 1.0)  # jitter: workers that failed together spread out
             try:
                 answer = await self.http.post(
-                    settings.url, content=body, timeout=settings.timeout_ms / 1000,
+                    settings.url, body=body, timeout_ms=settings.timeout_ms,
                     headers=self.signer.headers(message_id, body, datetime.now(timezone.utc)))
-            except httpx.HTTPError as exc:
-                problem = f"{type(exc).__name__}: {exc}"
+            except Unreachable as exc:
+                problem = exc.reason
             else:
-                status = answer.status_code
+                status = answer.status
                 if status < 300:
                     return None
                 problem = f"{status} {answer.text[:200]}"
@@ -194,7 +194,7 @@ def _now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def forwarders(settings: Any, client: aioredis.Redis, http: httpx.AsyncClient, consumer: str,
+def forwarders(settings: Any, client: aioredis.Redis, http: HttpClient, consumer: str,
                environ: Mapping[str, str], stopping: asyncio.Event) -> list[Forwarder]:
     """One forwarder per configured destination."""
     made = [Forwarder(name, destination, settings.stream.key, client, http, consumer,

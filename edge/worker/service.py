@@ -24,7 +24,6 @@ import time
 from collections import defaultdict
 from typing import Any
 
-import httpx
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from redis.maint_notifications import MaintNotificationsConfig
@@ -41,6 +40,7 @@ from edge.worker.calendar_index import CalendarIndex
 from rules.calendars import NameDays
 from edge.worker.consumer import StreamConsumer, entry_time_ms
 from edge.connectors import build_connectors
+from edge.connectors.http import HttpClient
 from edge.worker.delivery import DeliveryService
 from edge.worker.inbox import serve_inbox
 from edge.worker.metrics import LAG_KEY, STATS_KEY
@@ -104,7 +104,7 @@ class Worker:
             if settings.delivery.enabled else {}
         # Event forwarding, with connections of its own for the same reason.
         self.destinations_client = worker_client(redis_url) if settings.destinations else None
-        self.destinations_http = httpx.AsyncClient() if settings.destinations else None
+        self.destinations_http = HttpClient() if settings.destinations else None
         self.forwarders = destinations.forwarders(
             settings, self.destinations_client, self.destinations_http, self.name, os.environ,
             self.stopping) if self.destinations_client is not None else []
@@ -153,7 +153,7 @@ class Worker:
         if self.delivery is not None:
             await self.delivery.close()
         if self.destinations_http is not None:
-            await self.destinations_http.aclose()
+            await self.destinations_http.close()
             await self.destinations_client.aclose()
         await self.delivery_client.aclose()
         await self.client.aclose()
@@ -335,7 +335,8 @@ class Worker:
 
     async def audiences_loop(self) -> None:
         """The scheduled ad-audience exports (edge/worker/audiences.py)."""
-        async with httpx.AsyncClient() as http:
+        http = HttpClient()
+        try:
             while not self.stopping.is_set():
                 try:
                     await audiences.export_due(self.client, self.settings, self.clock.now_ms(),
@@ -347,6 +348,8 @@ class Worker:
                 except Exception:
                     log.exception("audience export failed")
                 await asyncio.sleep(AUDIENCE_CHECK_S)
+        finally:
+            await http.close()
 
     async def reload_loop(self) -> None:
         seen = self.journeys.fingerprint()
