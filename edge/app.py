@@ -74,6 +74,7 @@ def routes(settings: Settings) -> list[Route]:
         Route("/v1/journeys/{journey_id}/resume", journeys.resume, methods=["POST"],
               name="journey_resume"),
         Route("/go/{token}", tracking.click, methods=["GET", "HEAD"], name="track_click"),
+        Route("/s/{code}", tracking.short_click, methods=["GET", "HEAD"], name="short_click"),
         Route("/m/{token}", tracking.open_pixel, methods=["GET"], name="track_open"),
         Route("/u/{token}", tracking.preferences_page, methods=["GET"], name="preferences"),
         Route("/u/{token}", tracking.unsubscribe, methods=["POST"], name="unsubscribe"),

@@ -6,6 +6,7 @@ events of the person; unsigned or forged ones change nothing."""
 from __future__ import annotations
 
 import base64
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ import redis
 
 from edge.connectors.phones import e164
 from edge.connectors.sms import twilio_signature
+from edge.ingest.tracking import Token, Tokens, shorten_links
 from edge.runtime.config import SettingsError, load_settings
 from edge.store import streams
 from edge.store.embedded import free_port
@@ -387,3 +389,51 @@ def test_the_twilio_signature_matches_twilios_published_example() -> None:
     # the test server's own implementation agrees
     assert provider_servers.twilio_signature("12345", url, params) == \
         "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+
+
+def test_a_texts_links_go_through_short_links_to_the_signed_click_redirect(
+        tmp_path: Path, redis_url: str, redis_client: redis.Redis) -> None:
+    clock = SharedClock(tmp_path / "clock")
+    with TwilioServer(ACCOUNT_SID, AUTH_TOKEN) as twilio, \
+            WhatsAppServer(PHONE_NUMBER_ID, ACCESS_TOKEN, APP_SECRET) as whatsapp:
+        port = free_port()
+        config = provider_config(tmp_path / "config", port, twilio.url, whatsapp.url)
+        settings = config / "kairos.yaml"
+        settings.write_text(settings.read_text().replace(
+            "delivery:\n", f"delivery:\n  public_url: http://127.0.0.1:{port}\n", 1))
+        with LiveEdge(config, redis_url, clock=clock, port=port) as edge, \
+                ThreadWorker(config, redis_url, clock):
+            person(edge, "ivy", "603 123 456")
+            queue(redis_client, "user:ivy", "s-link", "sms",
+                  "Shipped: https://shop.test/orders/7. Track it (https://shop.test/t?id=7)!")
+            wait_until(lambda: ledger(redis_client, "s-link") == "sent", what="the send")
+            [call] = twilio.requests
+            found = re.fullmatch(rf"Shipped: http://127\.0\.0\.1:{port}/s/([\w-]{{12}})\. "
+                                 rf"Track it \(http://127\.0\.0\.1:{port}/s/([\w-]{{12}})\)!",
+                                 call.form["Body"])
+            assert found, call.form["Body"]
+            clock.advance(MINUTE)  # a person taps a minute later; a scanner at once
+            tapped = edge.http.get(f"/s/{found.group(1)}", follow_redirects=False,
+                                   headers={"user-agent": "Mozilla/5.0 (iPhone) Mobile"})
+            assert tapped.status_code == 302
+            assert tapped.headers["location"] == ("https://shop.test/orders/7?utm_source=shop"
+                                                  "&utm_medium=sms&utm_campaign=kairos")
+            second = edge.http.get(f"/s/{found.group(2)}", follow_redirects=False)
+            assert second.headers["location"].startswith("https://shop.test/t?id=7&utm_source=")
+            missing = edge.http.get("/s/AAAAAAAAAAAA", follow_redirects=False)
+            assert missing.status_code == 404 and missing.json()["field"] == "code"
+            wait_until(lambda: [record.event for _, fields in redis_client.xrange(streams.EVENTS)
+                                if isinstance(record := streams.decode(fields), streams.Event)
+                                and record.event.get("event") == "SMS Clicked"
+                                and record.event.get("userId") == "ivy"], what="the click")
+
+
+def test_a_texts_short_links_are_the_same_on_every_attempt() -> None:
+    tokens = Tokens(b"k" * 32)
+    template = Token(kind="u", message_id="s-1", profile_id="user:a", channel="sms")
+    first = shorten_links("see https://shop.test/a", "https://e.test", tokens, template, "shop")
+    again = shorten_links("see https://shop.test/a", "https://e.test", tokens, template, "shop")
+    assert first == again and len(first[0]) == len("see https://e.test/s/") + 12
+    other = shorten_links("see https://shop.test/a", "https://e.test", Tokens(b"o" * 32),
+                          template, "shop")
+    assert other[0] != first[0]  # the code is the key's: not to be made without it

@@ -199,7 +199,14 @@ def _metrics(op: dict[str, Any]) -> None:
 def _tracking(op: dict[str, Any]) -> None:
     op["parameters"][0]["description"] = "the signed token the sent message carries"
     op["responses"] = {"400": _error("the token is malformed or its signature does not match")}
-    if op["operationId"] == "get_track_click":
+    if op["operationId"] in ("get_short_click", "head_short_click"):
+        op["parameters"][0]["description"] = "the code a text message's short link carries"
+        op["responses"] = {"302": {"description": "to the destination of the click token "
+                                                  "the code stands for"},
+                           "400": _error("the stored token does not verify (field `code`)"),
+                           "404": _error("no such code, or it has expired (field `code`)")}
+        return
+    if op["operationId"] in ("get_track_click", "head_track_click"):
         op["responses"]["302"] = {"description": "to the token's destination"}
     elif op["operationId"] == "get_track_open":
         op["responses"]["200"] = {"description": "a 1x1 image", "content": {"image/png": {}}}
@@ -279,7 +286,7 @@ OWN_DOCUMENTATION = {"cors_preflight": _preflight, "push_key": _push_key, "snipp
                      "service_worker": _script, "demo_home": _demo, "demo_file": _demo,
                      "demo_inbox": _demo,
                      "demo_sign": _demo_sign, "readyz": _readyz, "metrics": _metrics,
-                     "track_click": _tracking, "track_open": _tracking, "preferences": _tracking,
+                     "track_click": _tracking, "short_click": _tracking, "track_open": _tracking, "preferences": _tracking,
                      "unsubscribe": _tracking, "callback_sms": _callback,
                      "callback_whatsapp_verify": _callback, "callback_whatsapp": _callback,
                      "callback_email": _email_report}

@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from edge.http.errors import error_response
 from edge.http.state import EdgeState
 from edge.ingest.auth import Caller
 from edge.ingest.machines import click_by_machine, open_by_machine
@@ -30,6 +31,7 @@ from edge.ingest.normalize import normalize
 from edge.ingest.tracking import CLICK, OPEN, UNSUBSCRIBE, BadToken, Token, Tokens, load_tokens
 from edge.ingest.wire import Event, InputError
 from edge.pipeline.handler import RequestInfo
+from edge.store import short_links
 
 log = logging.getLogger("kairos.tracking")
 
@@ -104,7 +106,26 @@ async def open_pixel(request: Request) -> Response:
 
 
 async def click(request: Request) -> Response:
-    token = await _token(request, CLICK)
+    return await _clicked(request, await _token(request, CLICK))
+
+
+async def short_click(request: Request) -> Response:
+    """A text message's short link: the click redirect its code stands for."""
+    state: EdgeState = request.app.state.edge
+    signed = await short_links.load(state.redis, request.path_params["code"])
+    if signed is None:
+        return error_response(404, "not_found", "no such link, or it has expired",
+                              field="code")
+    try:
+        token = (await tokens_of(state)).verify(signed)
+    except BadToken as exc:
+        raise InputError("code", str(exc)) from None
+    if token.kind != CLICK:
+        raise InputError("code", "not a link")
+    return await _clicked(request, token)
+
+
+async def _clicked(request: Request, token: Token) -> Response:
     state: EdgeState = request.app.state.edge
     word = CHANNEL_WORD.get(token.channel, "Email")
     machine = click_by_machine(request.headers.get("user-agent"), request.method, token.sent_ms,

@@ -30,6 +30,10 @@ SECRET_ENV = "KAIROS_TRACKING_SECRET"
 SECRET_KEY = "kairos:secrets:tracking"
 SIGNATURE_BYTES = 16
 OPEN, CLICK, UNSUBSCRIBE = "o", "c", "u"
+# a link in a text message: http(s) up to a blank or a closing mark; a final full
+# stop, comma or closing bracket belongs to the sentence, not the link
+TEXT_LINK = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
+SHORT_CODE_BYTES = 9  # 72 bits, 12 characters: unguessable, and short in a text
 HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(https?://[^"']+)\2""", re.IGNORECASE)
 
 
@@ -59,6 +63,12 @@ class Tokens:
         body = msgspec.json.encode(token)
         mac = hmac.new(self._key, body, hashlib.sha256).digest()[:SIGNATURE_BYTES]
         return f"{_b64(body)}.{_b64(mac)}"
+
+    def short_code(self, signed: str) -> str:
+        """The code a short link names `signed` (a token) by: the same on every attempt
+        at the message, and not to be guessed without the key."""
+        mac = hmac.new(self._key, b"short:" + signed.encode(), hashlib.sha256).digest()
+        return _b64(mac[:SHORT_CODE_BYTES])
 
     def verify(self, text: str) -> Token:
         body_text, dot, mac_text = text.partition(".")
@@ -115,6 +125,25 @@ def rewrite_links(markup: str, base_url: str, tokens: Tokens, template: Token,
 
     return HREF.sub(replace, markup)
 
+
+
+def shorten_links(text: str, base_url: str, tokens: Tokens, template: Token,
+                  source: str) -> tuple[str, dict[str, str]]:
+    """Every http(s) link of a text through a short link (`/s/<code>`) to a signed click
+    redirect, with UTM added: the text, and each code with the token it stands for (to
+    be stored before the text is sent). A signed redirect would be a few hundred
+    characters, several SMS parts for one link."""
+    codes: dict[str, str] = {}
+
+    def replace(found: re.Match[str]) -> str:
+        destination = with_utm(found.group(0), source, template.channel,
+                               template.journey or "kairos")
+        signed = tokens.sign(msgspec.structs.replace(template, kind=CLICK, url=destination))
+        code = tokens.short_code(signed)
+        codes[code] = signed
+        return f"{base_url}/s/{code}"
+
+    return TEXT_LINK.sub(replace, text), codes
 
 
 def _b64(data: bytes) -> str:

@@ -222,6 +222,7 @@ class DeliverySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     public_url: str = ""
     track_opens: bool = True
     track_clicks: bool = True
+    short_link_days: int = 90       # how long a text's short links lead somewhere
     email: EmailSettings | None = None
     sms: SmsSettings | None = None
     whatsapp: WhatsAppSettings | None = None
@@ -487,7 +488,7 @@ def delivery_problems(settings: Settings, environ: Mapping[str, str]
     problems: list[tuple[SettingPath, str]] = []
     delivery = settings.delivery
     for name in ("visibility_ms", "lease_ms", "batch", "max_attempts", "backoff_ms",
-                 "max_backoff_ms", "ledger_days"):
+                 "max_backoff_ms", "ledger_days", "short_link_days"):
         if getattr(delivery, name) <= 0:
             problems.append((("delivery", name), "must be positive"))
     if delivery.public_url and (not delivery.public_url.startswith(("https://", "http://"))

@@ -41,13 +41,13 @@ from edge.connectors.base import Connector, Failed, Outgoing, Result, Retry, Sen
 from edge.connectors.status import BOUNCED, DELIVERED, FAILED, SENT, person_event, status_event
 from edge.ingest.channels import PUSH_TRAIT, PUSH_UNSUBSCRIBED
 from edge.ingest.tracking import (OPEN, UNSUBSCRIBE, Token, Tokens, click_url, load_tokens,
-                                  rewrite_links)
+                                  rewrite_links, shorten_links)
 from edge.pipeline.delivery import person_for, profile_from
 from edge.pipeline.handler import Pipeline, RequestInfo
 from edge.pipeline.rulebook import Rulebook
 from edge.runtime.config import Settings
 from edge.runtime.metrics import Metrics
-from edge.store import streams
+from edge.store import short_links, streams
 from edge.store.deliveries import Claim, DeliveryLedger
 from edge.store.profiles import ProfileStore
 from edge.worker.consumer import StreamConsumer
@@ -57,6 +57,7 @@ from rules.outcomes import Kind
 
 log = logging.getLogger("kairos.delivery")
 
+DAY_MS = 86_400_000
 SUPPRESSED_KEY = "kairos:delivery:suppressed"  # hash: sha256(channel:address) -> reason
 INFO = RequestInfo(user_agent="kairos-delivery")
 
@@ -243,11 +244,11 @@ class DeliveryService:
                             idempotency_key=message.message_id,
                             sender=site.email_from if site else "",
                             first_name=first if isinstance(first, str) else "")
-        return self._tracked(outgoing, now)
+        return await self._tracked(outgoing, now)
 
-    def _tracked(self, outgoing: Outgoing, now: int) -> Outgoing:
-        """Links through signed redirects (with UTM); for email also the open pixel and
-        unsubscribe."""
+    async def _tracked(self, outgoing: Outgoing, now: int) -> Outgoing:
+        """Links through signed redirects (with UTM; a text's through short links to
+        them); for email also the open pixel and unsubscribe."""
         delivery = self.settings.delivery
         if self.tokens is None:
             return outgoing
@@ -263,8 +264,12 @@ class DeliveryService:
                 link = click_url(message.link, base, self.tokens, template, outgoing.site)
                 return msgspec.structs.replace(
                     outgoing, message=msgspec.structs.replace(message, link=link))
-            # A text's links stay as written: a signed redirect is a few hundred
-            # characters, which would turn one SMS into three.
+            if message.channel in ("sms", "whatsapp"):
+                body, codes = shorten_links(message.body, base, self.tokens, template,
+                                            outgoing.site)
+                await short_links.save(self.client, codes, delivery.short_link_days * DAY_MS)
+                return msgspec.structs.replace(
+                    outgoing, message=msgspec.structs.replace(message, body=body))
             return outgoing
         changes: dict[str, Any] = {
             "unsubscribe_url": f"{base}/u/{self.tokens.sign(template)}"}
