@@ -136,6 +136,10 @@ def test_the_preference_page_writes_each_choice(tracked):
     assert {name: consent[name]["granted"] for name in ("marketing", "email", "sms", "push")} == \
         {"marketing": True, "email": False, "sms": True, "push": False}
     assert consent["sms"]["source"] == "preference page"
+    page = httpx.get(url).text  # shows what the person allows now, to save unchanged
+    boxes = dict(re.findall(r'name="(\w+)" value="on"( checked)?', page))
+    assert boxes == {"marketing": " checked", "email": "", "sms": " checked", "whatsapp": "",
+                     "push": "", "advertising": ""}
     assert httpx.post(url, content="junk=1").status_code == 400
 
 

@@ -25,11 +25,13 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from edge.http.errors import error_response
 from edge.http.state import EdgeState
+from edge.ingest import consent
 from edge.ingest.auth import Caller
 from edge.ingest.machines import click_by_machine, open_by_machine
 from edge.ingest.normalize import normalize
 from edge.ingest.tracking import CLICK, OPEN, UNSUBSCRIBE, BadToken, Token, Tokens, load_tokens
 from edge.ingest.wire import Event, InputError
+from edge.pipeline.delivery import profile_from
 from edge.pipeline.handler import RequestInfo
 from edge.store import short_links
 
@@ -40,7 +42,11 @@ PIXEL = base64.b64decode(
 NO_STORE = {"Cache-Control": "no-store, private", "Referrer-Policy": "no-referrer"}
 CHANNEL_WORD = {"email": "Email", "sms": "SMS", "push": "Push", "whatsapp": "WhatsApp",
                 "in_app": "Message"}
-PREFERENCES = ("marketing", "email", "sms", "whatsapp", "push")
+# what the preference page offers, in its words
+PREFERENCES = {"marketing": "Offers and news", "email": "by email", "sms": "by text message",
+               "whatsapp": "on WhatsApp", "push": "as browser notifications",
+               "advertising": "Ads chosen for me on other sites (my email address or phone "
+                              "number, hashed, matched by the ad platform)"}
 
 
 async def tokens_of(state: EdgeState) -> Tokens:
@@ -141,9 +147,11 @@ async def _clicked(request: Request, token: Token) -> Response:
 async def preferences_page(request: Request) -> Response:
     token = await _token(request, UNSUBSCRIBE)
     word = CHANNEL_WORD.get(token.channel, "Email").lower()
+    given = await _consent_now(request, token)
     boxes = "".join(
-        f'<label><input type="checkbox" name="{name}" value="on" checked> {name}</label><br>'
-        for name in PREFERENCES)
+        f'<label><input type="checkbox" name="{name}" value="on"'
+        f'{" checked" if given.get(name) else ""}> {html.escape(label)}</label><br>'
+        for name, label in PREFERENCES.items())
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Your preferences</title>
 <meta name="viewport" content="width=device-width"></head><body style="font-family:sans-serif;max-width:32em;margin:2em auto">
 <h1>Your preferences</h1>
@@ -155,6 +163,18 @@ async def preferences_page(request: Request) -> Response:
     return HTMLResponse(page, headers={**NO_STORE, "X-Frame-Options": "DENY"})
 
 
+async def _consent_now(request: Request, token: Token) -> dict[str, bool]:
+    """What the person allows now (their answers, else the site's defaults), so that the
+    page shows it and saving it unchanged changes nothing."""
+    state: EdgeState = request.app.state.edge
+    layout = state.rulebook.active.layout
+    reply = await state.store.read(token.profile_id, layout, state.pipeline.clock.now_ms())
+    site = state.settings.sites.get(token.site)
+    defaults = site.consent_defaults if site is not None else {}
+    stored = profile_from(reply, layout)["consent"] if reply is not None else {}
+    return consent.resolve(stored, defaults)
+
+
 async def unsubscribe(request: Request) -> Response:
     """One-click (RFC 8058: a POST with List-Unsubscribe=One-Click), the page's button,
     or the page's choices: written as the consent the edge reads, with its source."""
@@ -162,17 +182,17 @@ async def unsubscribe(request: Request) -> Response:
     body = (await request.body())[:4096].decode("utf-8", "replace")
     form = dict(parse_qsl(body, keep_blank_values=True))
     if form.get("action") == "preferences":
-        consent: dict[str, Any] = {name: form.get(name) == "on" for name in PREFERENCES}
-        consent["source"] = "preference page"
+        answers: dict[str, Any] = {name: form.get(name) == "on" for name in PREFERENCES}
+        answers["source"] = "preference page"
         done = "Your preferences are saved."
     elif form.get("List-Unsubscribe") == "One-Click" or form.get("action") == "unsubscribe":
         channel = token.channel if token.channel in PREFERENCES else "email"
-        consent = {channel: False, "source": "one-click unsubscribe"
+        answers = {channel: False, "source": "one-click unsubscribe"
                    if "List-Unsubscribe" in form else "unsubscribe link"}
         done = "You are unsubscribed."
     else:
         raise InputError("List-Unsubscribe", "expected List-Unsubscribe=One-Click, or the form")
     answer = hashlib.sha256(body.encode()).hexdigest()[:12]
     await _record(request, token, "Consent Updated", f"{token.message_id}:consent:{answer}",
-                  consent, joined_to_message=False)
+                  answers, joined_to_message=False)
     return HTMLResponse(f"<!doctype html><p>{html.escape(done)}</p>", headers=NO_STORE)
