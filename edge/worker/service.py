@@ -55,8 +55,8 @@ POOL_WAIT_S = 20.0  # a request waiting longer than this for a connection fails
 # one is computed, and one person's timers in two batches are kept apart by the
 # commits' version check
 TIMER_BATCHES_IN_FLIGHT = 2
-LOOPS_STOP_S = 3.0
-AUDIENCE_CHECK_S = 1.0  # how often the audience schedule is looked at  # how long a stop waits for the loops to finish what they are doing
+LOOPS_STOP_S = 3.0  # how long a stop waits for the loops to finish what they are doing
+AUDIENCE_CHECK_S = 1.0  # how often the audience schedule is looked at
 
 
 def worker_client(redis_url: str) -> aioredis.Redis:
@@ -257,8 +257,8 @@ class Worker:
                     if len(firing) >= TIMER_BATCHES_IN_FLIGHT:
                         done, firing = await asyncio.wait(firing,
                                                           return_when=asyncio.FIRST_COMPLETED)
-                        if any(not task.cancelled() and task.exception() for task in done):
-                            await asyncio.sleep(0.5)
+                        if [task for task in done if not task.cancelled() and task.exception()]:
+                            await asyncio.sleep(0.5)  # logged where they failed
                     claimed = await self.claim_due_timers(self.clock.now_ms())
                     if claimed:
                         firing.add(asyncio.create_task(self._fire_logged(claimed)))
@@ -270,7 +270,10 @@ class Worker:
                     log.warning("timers: %s", exc)
                     await asyncio.sleep(0.5)
             if firing:
-                await asyncio.wait(firing)
+                done, firing = await asyncio.wait(firing)
+                for task in done:  # logged where they failed: read so none is left unread
+                    if not task.cancelled():
+                        task.exception()
         finally:
             for task in firing:
                 task.cancel()
