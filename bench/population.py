@@ -94,7 +94,7 @@ class Population:
     def __init__(self, config_dir: str | Path, now_ms: int, personas: int = 500,
                  known_share: float = 0.3, seed: int = 1) -> None:
         self.settings = load_settings(config_dir)
-        active = build(read_documents(self.settings.rules_dir))
+        active = build(read_documents(self.settings.rules_dir, self.settings.scenarios_dir))
         self.ruleset = active.ruleset
         self.layout = active.layout
         self.specs = {spec.id: spec for spec in active.ruleset.aggregates}

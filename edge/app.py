@@ -110,7 +110,7 @@ async def openapi_document(request: Request) -> Response:
 
 def create_app(settings: Settings, redis_url: str, clock: Any = None) -> IngestFastPath:
     metrics = Metrics()
-    rulebook = Rulebook(settings.rules_dir)
+    rulebook = Rulebook(settings.rules_dir, settings.scenarios_dir)
     # Maintenance notifications (a managed service's failover hints) off: while they are
     # on, the pool hands out connections without checking that the server still holds
     # them, so after a Redis restart each stale pooled connection would fail a request.

@@ -147,7 +147,7 @@ def check_command(config_dir: str) -> int:
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         return 1
-    documents = read_documents(settings.rules_dir)
+    documents = read_documents(settings.rules_dir, settings.scenarios_dir)
     problems = rules.check_documents(documents)
     for problem in problems:
         print(problem, file=sys.stderr)
@@ -159,7 +159,8 @@ def check_command(config_dir: str) -> int:
     from edge.pipeline.journeybook import check_journeys
     from edge.pipeline.rulebook import Rulebook
 
-    journeys, journey_problems = check_journeys(settings.journeys_dir, Rulebook(settings.rules_dir))
+    journeys, journey_problems = check_journeys(
+        settings.journeys_dir, Rulebook(settings.rules_dir, settings.scenarios_dir))
     for problem in journey_problems:
         print(problem, file=sys.stderr)
     journey_errors = len(errors_of(journey_problems))

@@ -75,6 +75,12 @@ def _date_of(value: object) -> date | None:
     return moment.date()
 
 
+def year_of(value: object) -> int | None:
+    """The year of a full profile date (None for a yearless or bad value)."""
+    found = _date_of(value)
+    return None if found is None else found.year
+
+
 def yearly_date(value: object) -> str | None:
     """The "MM-DD" of a profile date: "YYYY-MM-DD", "MM-DD", "--MM-DD", an ISO date-time
     or epoch milliseconds (an int); None for anything else, impossible dates included."""

@@ -28,7 +28,7 @@ from typing import Any
 import msgspec
 
 from .arbitration import Person, SendChecks, channel_preference
-from .calendars import NameDays, shifted_date, yearly_date
+from .calendars import NameDays, occurs_on, shifted_date, year_of, yearly_date
 from .content import RenderScope
 from .definitions import ExperimentDef, Origin
 from .experiments import CONTROL, assign
@@ -529,6 +529,21 @@ def calendar_keys(journey: JourneyDef, profile: Mapping[str, Any],
         return tuple(d for d in [shifted_date(traits.get(entry.trait or ""), entry.offset_days)]
                      if d is not None)
     return tuple(sorted({_shift_month_day(d, entry.offset_days) for d in days if d is not None}))
+
+
+def celebrated_on(journey: JourneyDef, profile: Mapping[str, Any],
+                  name_days: NameDays | None, day: str) -> bool:
+    """Whether a date-entry journey enrols this person on the local date `day`
+    ("YYYY-MM-DD"): one of their date keys falls on it, and for a registration
+    anniversary it is not the day of the sign-up itself (the first comes a year later)."""
+    if not any(occurs_on(key, day) for key in calendar_keys(journey, profile, name_days)):
+        return False
+    if journey.entry.date == DATE_SIGNUP:
+        traits = profile.get("traits") or {}
+        created = traits.get("created_at", traits.get("createdAt"))
+        signed_up = year_of(created if created is not None else profile.get("first_seen"))
+        return signed_up is None or int(day[:4]) > signed_up
+    return True
 
 
 def _shift_month_day(month_day: str, days: int) -> str:

@@ -15,7 +15,8 @@ CASES = [
      "expected one of: max_body_bytes, max_batch_events, max_depth, max_properties, "
      "max_string_length, max_id_length, max_amount"),
     ("limitz: {}\n", "1:1: unknown setting 'limitz' at the top level (did you mean 'limits'?); "
-     "expected one of: sites, secret_keys, rules, limits, profiles, stream, redis, catalog, demo, "
+     "expected one of: sites, secret_keys, rules, scenarios, limits, profiles, stream, redis, "
+     "catalog, demo, "
      "metrics, automation, delivery, audiences, destinations"),
     ("limits:\n  max_depth: deep\n", "2:14: limits.max_depth must be a whole number, not text"),
     ("limits:\n  max_amount: lots\n", "2:15: limits.max_amount must be a number, not text"),

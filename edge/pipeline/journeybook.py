@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from edge.pipeline.rulebook import RULE_SUFFIXES, Rulebook, files_fingerprint
+from edge.pipeline.rulebook import (Rulebook, yaml_files, document_name, files_fingerprint,
+                                    is_scenario_journey)
 from rules.journey_defs import JourneyDef
 from rules.journey_schema import read_journeys
 from rules.journeys import JourneyBook
@@ -21,15 +22,19 @@ from rules.problems import Problem, errors_of
 log = logging.getLogger("kairos.journeys")
 
 
-def journey_files(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.rglob("*") if p.suffix in RULE_SUFFIXES and p.is_file())
+def journey_files(folder: Path, scenarios_dir: Path | None = None) -> list[Path]:
+    """Every YAML file under the journeys folder, and each scenario's journey files."""
+    found = yaml_files(folder)
+    if scenarios_dir is not None:
+        found += [p for p in yaml_files(scenarios_dir) if is_scenario_journey(p)]
+    return found
 
 
-def read_journey_documents(folder: Path) -> list[tuple[str, str]]:
+def read_journey_documents(folder: Path, scenarios_dir: Path | None = None
+                           ) -> list[tuple[str, str]]:
     base = folder.parent
-    return [(str(p.relative_to(base)), p.read_text(encoding="utf-8")) for p in journey_files(folder)]
+    return [(document_name(p, base), p.read_text(encoding="utf-8"))
+            for p in journey_files(folder, scenarios_dir)]
 
 
 def aggregate_kinds(rulebook: Rulebook) -> dict[str, str]:
@@ -38,13 +43,15 @@ def aggregate_kinds(rulebook: Rulebook) -> dict[str, str]:
 
 
 def check_journeys(folder: Path, rulebook: Rulebook) -> tuple[list[JourneyDef], list[Problem]]:
-    return read_journeys(read_journey_documents(folder), aggregate_kinds(rulebook))
+    """The journeys of `folder` and of the rulebook's scenarios, checked against its rules."""
+    return read_journeys(read_journey_documents(folder, rulebook.scenarios_dir),
+                         aggregate_kinds(rulebook))
 
 
 class Journeys:
     def __init__(self, folder: Path, rulebook: Rulebook) -> None:
         self.folder = folder
-        self.rulebook = rulebook
+        self.rulebook = rulebook  # its scenarios' journeys load with the folder's
         self.loaded: list[JourneyDef] = []
         self.older: dict[tuple[str, str], JourneyDef] = {}
         self.book = JourneyBook([])
@@ -53,7 +60,7 @@ class Journeys:
             log.error("journeys not loaded: %d problem(s)", len(errors_of(problems)))
 
     def fingerprint(self) -> tuple[tuple[str, int, int], ...]:
-        return files_fingerprint(journey_files(self.folder))
+        return files_fingerprint(journey_files(self.folder, self.rulebook.scenarios_dir))
 
     def reload(self) -> list[Problem]:
         """Swap in the journeys on disk; on any error keep the running ones."""

@@ -34,10 +34,33 @@ def cap_horizon(ruleset: rules.Ruleset) -> int:
     return max(windows, default=0)
 
 
-def rule_files(rules_dir: Path) -> list[Path]:
-    if not rules_dir.is_dir():
+def rule_files(rules_dir: Path, scenarios_dir: Path | None = None) -> list[Path]:
+    """The rule files: every YAML file under the rules folder, and in each scenario's
+    folder every one that is not a journey (see `is_scenario_journey`)."""
+    found = yaml_files(rules_dir)
+    if scenarios_dir is not None:
+        found += [p for p in yaml_files(scenarios_dir) if not is_scenario_journey(p)]
+    return found
+
+
+def is_scenario_journey(path: Path) -> bool:
+    """In a scenario's folder, journey.yaml and journey-<name>.yaml are journeys; its
+    other files are rules (segments, aggregates, rules, templates)."""
+    return path.stem == "journey" or path.stem.startswith("journey-")
+
+
+def yaml_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
         return []
-    return sorted(p for p in rules_dir.rglob("*") if p.suffix in RULE_SUFFIXES and p.is_file())
+    return sorted(p for p in folder.rglob("*") if p.suffix in RULE_SUFFIXES and p.is_file())
+
+
+def document_name(path: Path, base: Path) -> str:
+    """How problems name a file: relative to the configuration folder where it is in it."""
+    try:
+        return str(path.relative_to(base))
+    except ValueError:
+        return str(path)
 
 
 def files_fingerprint(paths: list[Path]) -> tuple[tuple[str, int, int], ...]:
@@ -52,11 +75,11 @@ def files_fingerprint(paths: list[Path]) -> tuple[tuple[str, int, int], ...]:
     return tuple(found)
 
 
-def read_documents(rules_dir: Path) -> list[tuple[str, str]]:
+def read_documents(rules_dir: Path, scenarios_dir: Path | None = None) -> list[tuple[str, str]]:
     """(name relative to the config folder, text) for every rule file, in a stable order."""
-    files = rule_files(rules_dir)
     base = rules_dir.parent
-    return [(str(p.relative_to(base)), p.read_text(encoding="utf-8")) for p in files]
+    return [(document_name(p, base), p.read_text(encoding="utf-8"))
+            for p in rule_files(rules_dir, scenarios_dir)]
 
 
 def build(documents: list[tuple[str, str]]) -> ActiveRules:
@@ -67,18 +90,19 @@ def build(documents: list[tuple[str, str]]) -> ActiveRules:
 
 
 class Rulebook:
-    def __init__(self, rules_dir: Path) -> None:
+    def __init__(self, rules_dir: Path, scenarios_dir: Path | None = None) -> None:
         self.rules_dir = rules_dir
-        self.active = build(read_documents(rules_dir))
+        self.scenarios_dir = scenarios_dir
+        self.active = build(read_documents(rules_dir, scenarios_dir))
 
     def fingerprint(self) -> tuple[tuple[str, int, int], ...]:
         """Names, modification times and sizes of the rule files: changes when any file does."""
-        return files_fingerprint(rule_files(self.rules_dir))
+        return files_fingerprint(rule_files(self.rules_dir, self.scenarios_dir))
 
     def reload(self) -> list[rules.Problem]:
         """Swap in the rules on disk; returns the problems (and keeps the old rules) if any."""
         try:
-            candidate = build(read_documents(self.rules_dir))
+            candidate = build(read_documents(self.rules_dir, self.scenarios_dir))
         except rules.RulesInvalid as invalid:
             for problem in invalid.problems:
                 log.error("rules not reloaded: %s", problem)

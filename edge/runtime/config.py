@@ -273,6 +273,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sites: dict[str, Site] = {}
     secret_keys: dict[str, SecretKey] = {}
     rules: str = "rules"
+    # The scenario pack: a folder per scenario, its journeys (journey*.yaml) and its rules
+    scenarios: str = "scenarios"
     limits: Limits = Limits()
     profiles: ProfileLimits = ProfileLimits()
     stream: StreamSettings = StreamSettings()
@@ -290,6 +292,10 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     @property
     def rules_dir(self) -> Path:
         return Path(self.config_dir) / self.rules
+
+    @property
+    def scenarios_dir(self) -> Path:
+        return Path(self.config_dir) / self.scenarios
 
     @property
     def journeys_dir(self) -> Path:

@@ -14,8 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from rules.calendars import occurs_on
-from rules.journeys import JourneyBook, calendar_keys
+from rules.journeys import JourneyBook, calendar_keys, celebrated_on
 
 if TYPE_CHECKING:
     from edge.worker.service import Worker
@@ -73,8 +72,7 @@ async def sweep_due(worker: "Worker") -> int:
                     if facts is None:
                         continue
                     # the index may hold a date the person no longer has (a crash mid-update)
-                    keys = calendar_keys(journey, facts.profile, worker.name_days)
-                    if not any(occurs_on(key, day) for key in keys):
+                    if not celebrated_on(journey, facts.profile, worker.name_days, day):
                         continue
                     status = await worker.runner.enroll(profile_id, journey.id, key=day,
                                                         idempotency=day)

@@ -77,7 +77,7 @@ class Worker:
         self.client = worker_client(redis_url)
         self.name = consumer_name or f"{socket.gethostname()}-{os.getpid()}"
         automation = settings.automation
-        self.rulebook = Rulebook(settings.rules_dir)
+        self.rulebook = Rulebook(settings.rules_dir, settings.scenarios_dir)
         self.journeys = Journeys(settings.journeys_dir, self.rulebook)
         self.profiles = ProfileStore(self.client, settings, redis_url)
         self.journey_store = JourneyStore(self.client)

@@ -299,8 +299,8 @@ def find_journey(settings: Settings, journey_id: str,
                  rulebook: Rulebook | None = None) -> JourneyDef:
     """The journey `journey_id` as the worker would load it; SimulationError if there is
     none or it has problems."""
-    journeys, problems = check_journeys(settings.journeys_dir,
-                                        rulebook or Rulebook(settings.rules_dir))
+    journeys, problems = check_journeys(
+        settings.journeys_dir, rulebook or Rulebook(settings.rules_dir, settings.scenarios_dir))
     for journey in journeys:
         if journey.id == journey_id:
             return journey
@@ -344,7 +344,7 @@ def simulate(settings: Settings, journey_id: str, start_ms: int, end_ms: int,
     Redis ends with the thread that started it)."""
     if end_ms <= start_ms:
         raise SimulationError("--to must be later than --from")
-    rulebook = Rulebook(settings.rules_dir)
+    rulebook = Rulebook(settings.rules_dir, settings.scenarios_dir)
     journey = find_journey(settings, journey_id, rulebook)
     with tempfile.TemporaryDirectory(prefix="kairos-simulate-") as scratch:
         folder = Path(scratch)

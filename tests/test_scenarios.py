@@ -1,0 +1,215 @@
+"""The scenario pack as shipped (config/scenarios/), end to end: events through the edge's
+HTTP API, a real worker and Redis, a fake clock moved from one due timer to the next:
+the right message on the right channel at the right local time, and the exits hold."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import redis
+
+from edge.store.timers import TimerStore
+from tests.automation_support import ROOT, SharedClock, ThreadWorker, outbox, wait_until
+from tests.support import SECRET_KEY, SETTINGS_YAML, LiveEdge, basic, write_config
+from tests.test_automation import AUTOMATION, quiet
+
+PRAGUE = ZoneInfo("Europe/Prague")
+HOUR = 3_600_000
+DAY = 24 * HOUR
+
+
+def local(text: str, zone: ZoneInfo = PRAGUE) -> int:
+    return int(datetime.fromisoformat(text).replace(tzinfo=zone).timestamp() * 1000)
+
+
+def local_time(ms: int, zone: ZoneInfo = PRAGUE) -> str:
+    return datetime.fromtimestamp(ms / 1000, zone).strftime("%a %H:%M")
+
+
+@pytest.fixture
+def clock(tmp_path: Path) -> SharedClock:
+    return SharedClock(tmp_path / "clock", start_ms=local("2026-03-02T09:00:00"))  # a Monday
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    """The test site with the shipped scenarios, rules and name-day calendars."""
+    settings = SETTINGS_YAML.replace(
+        "timezone: Europe/Prague",
+        "timezone: Europe/Prague\n    consent_defaults: { marketing: true, email: true }")
+    settings = settings.replace("admin, metrics]", "admin, metrics, catalog:write]")
+    target = write_config(tmp_path / "config", settings_yaml=settings + AUTOMATION)
+    for folder in ("scenarios", "namedays"):
+        shutil.copytree(ROOT / "config" / folder, target / folder)
+    return target
+
+
+def next_due(client: redis.Redis) -> int | None:
+    store = TimerStore(None, shards=8)  # type: ignore[arg-type]  # for its key names
+    found = [client.zrange(store.due_key(shard), 0, 0, withscores=True) for shard in range(8)]
+    return min((int(first[0][1]) for first in found if first), default=None)
+
+
+def run_until(client: redis.Redis, clock: SharedClock, end_ms: int) -> None:
+    """Move the clock to each due timer in turn (so each fires on its time), then to
+    `end_ms`, letting the worker finish what each moment asks."""
+    while True:
+        wait_until(lambda: quiet(client, clock), what="the worker")
+        due = next_due(client)
+        if due is None or due > end_ms:
+            clock.set(end_ms)
+            wait_until(lambda: quiet(client, clock), what="the worker")
+            return
+        clock.set(max(due, clock.now_ms()))
+
+
+def sent(client: redis.Redis) -> list[tuple[str, str, str, str]]:
+    """(person, channel, title, local time) of every message queued, in order."""
+    return [(m.profile_id, m.channel, m.title or "", local_time(m.timestamp))
+            for m in outbox(client)]
+
+
+def identify(edge: LiveEdge, user: str, **traits: object) -> None:
+    answer = edge.post("/v1/identify", {"userId": user, "traits": {
+        "email": f"{user}@example.com", **traits}})
+    assert answer.status_code == 200, answer.text
+
+
+def track(edge: LiveEdge, user: str, event: str, **properties: object) -> None:
+    answer = edge.track(event, userId=user, properties=properties)
+    assert answer.status_code == 200, answer.text
+
+
+def test_the_pack_passes_kairos_check(config: Path) -> None:
+    import subprocess
+    import sys
+
+    answer = subprocess.run([sys.executable, "-m", "edge.cli", "check", str(config)],
+                            capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert answer.returncode == 0, answer.stderr
+    journeys = sorted(p.parent.name for p in (config / "scenarios").glob("*/journey*.yaml"))
+    assert f"{len(journeys)} journeys" in answer.stdout
+
+
+def test_01_welcome_series_stops_at_the_first_order(config, redis_url, redis_client, clock):
+    with LiveEdge(config, redis_url, clock=clock) as edge, \
+            ThreadWorker(config, redis_url, clock):
+        for user in ("ann", "ben"):
+            identify(edge, user, first_name=user.title())
+            track(edge, user, "Signed Up")
+        run_until(redis_client, clock, local("2026-03-04T12:00:00"))
+        track(edge, "ben", "Order Completed", order_id="b-1", revenue=20)  # after the tips
+        run_until(redis_client, clock, local("2026-03-12T12:00:00"))
+    assert sent(redis_client) == [
+        ("user:ann", "email", "Welcome to the shop", "Mon 09:00"),
+        ("user:ben", "email", "Welcome to the shop", "Mon 09:00"),
+        ("user:ann", "email", "Three things our customers love", "Wed 10:00"),
+        ("user:ben", "email", "Three things our customers love", "Wed 10:00"),
+        ("user:ann", "email", "10% off your first order", "Mon 10:00"),
+    ]
+
+
+def test_02_abandoned_cart_reminds_after_an_hour_unless_ordered(config, redis_url,
+                                                                redis_client, clock):
+    with LiveEdge(config, redis_url, clock=clock) as edge, \
+            ThreadWorker(config, redis_url, clock):
+        for user in ("cas", "dan"):
+            identify(edge, user, first_name=user.title())
+            track(edge, user, "Product Added", product_id="lamp", name="Desk lamp", price=40,
+                  quantity=1)
+        wait_until(lambda: quiet(redis_client, clock), what="the carts")
+        clock.advance(30 * 60_000)
+        track(edge, "dan", "Order Completed", order_id="d-1", revenue=40,
+              products=[{"product_id": "lamp", "price": 40, "quantity": 1}])
+        run_until(redis_client, clock, local("2026-03-02T12:00:00"))
+    assert sent(redis_client) == [
+        ("user:cas", "email", "Still thinking about Desk lamp?", "Mon 10:00")]
+
+
+def test_04_name_day_greets_at_nine_in_the_persons_zone(config, redis_url, redis_client, clock):
+    new_york = ZoneInfo("America/New_York")
+    clock.set(local("2026-10-16T12:00:00"))
+    with LiveEdge(config, redis_url, clock=clock) as edge, \
+            ThreadWorker(config, redis_url, clock):
+        identify(edge, "lukas-prague", first_name="Lukáš", country="CZ",
+                 timezone="Europe/Prague")
+        identify(edge, "lukas-ny", first_name="Lukas", country="CZ", timezone="America/New_York")
+        identify(edge, "petr", first_name="Petr", country="CZ", timezone="Europe/Prague")
+        for hour in range(48):  # hour by hour through 18 October in both zones
+            clock.set(local("2026-10-17T12:00:00") + hour * HOUR)
+            wait_until(lambda: quiet(redis_client, clock), what=f"hour {hour}")
+    greetings = {m.profile_id: m for m in outbox(redis_client)}
+    assert set(greetings) == {"user:lukas-prague", "user:lukas-ny"}
+    assert local_time(greetings["user:lukas-prague"].timestamp) == "Sun 09:00"
+    assert local_time(greetings["user:lukas-ny"].timestamp, new_york) == "Sun 09:00"
+    assert greetings["user:lukas-prague"].title == "Happy name day, Lukáš!"
+
+
+def test_05_registration_anniversary_a_year_later_at_the_fallback_hour(
+        config, redis_url, redis_client, clock):
+    clock.set(local("2027-03-01T12:00:00"))
+    with LiveEdge(config, redis_url, clock=clock) as edge, \
+            ThreadWorker(config, redis_url, clock):
+        identify(edge, "eva", first_name="Eva", created_at="2026-03-02T08:30:00Z")
+        for hour in range(36):
+            clock.set(local("2027-03-01T23:00:00") + hour * HOUR)
+            wait_until(lambda: quiet(redis_client, clock), what=f"hour {hour}")
+    assert sent(redis_client) == [("user:eva", "email", "Another year together, Eva",
+                                   "Tue 10:00")]
+
+
+def test_06_review_request_a_week_after_delivery_unless_reviewed(config, redis_url,
+                                                                 redis_client, clock):
+    with LiveEdge(config, redis_url, clock=clock) as edge, \
+            ThreadWorker(config, redis_url, clock):
+        for user in ("fay", "gus"):
+            identify(edge, user)
+            track(edge, user, "Order Delivered", order_id=f"{user}-1")
+        wait_until(lambda: quiet(redis_client, clock), what="the deliveries")
+        clock.advance(3 * DAY)
+        track(edge, "gus", "Review Submitted", order_id="gus-1", rating=5)
+        run_until(redis_client, clock, local("2026-03-12T12:00:00"))
+    assert sent(redis_client) == [("user:fay", "email", "How is your order fay-1?", "Mon 10:00")]
+
+
+def put_products(edge: LiveEdge, *products: dict) -> None:
+    answer = edge.http.put("/v1/catalog/products", json=list(products), headers=basic(SECRET_KEY))
+    assert answer.status_code == 200, answer.text
+
+
+def test_12_back_in_stock_tells_who_looked_while_sold_out_once(config, redis_url,
+                                                               redis_client, clock):
+    sold_out = {"id": "boot", "name": "Trail boot", "price": 120.0, "currency": "EUR",
+                "stock": 0}
+    with LiveEdge(config, redis_url, clock=clock) as edge, \
+            ThreadWorker(config, redis_url, clock):
+        put_products(edge, sold_out)
+        identify(edge, "hal")
+        track(edge, "hal", "Product Viewed", product_id="boot", name="Trail boot")
+        wait_until(lambda: quiet(redis_client, clock), what="the view")
+        put_products(edge, {**sold_out, "stock": 4})
+        wait_until(lambda: outbox(redis_client), what="the alert")
+        put_products(edge, {**sold_out, "stock": 3})  # still in stock: nothing new
+        wait_until(lambda: quiet(redis_client, clock), what="the worker")
+    assert sent(redis_client) == [("user:hal", "email", "Trail boot is back", "Mon 09:00")]
+    assert "4 left" in outbox(redis_client)[0].body
+
+
+def test_13_price_drop_alert_names_the_old_and_the_new_price(config, redis_url, redis_client,
+                                                             clock):
+    lamp = {"id": "lamp", "name": "Desk lamp", "price": 40.0, "currency": "EUR"}
+    with LiveEdge(config, redis_url, clock=clock) as edge, \
+            ThreadWorker(config, redis_url, clock):
+        put_products(edge, lamp)
+        identify(edge, "ida")
+        track(edge, "ida", "Product Viewed", product_id="lamp", name="Desk lamp")
+        wait_until(lambda: quiet(redis_client, clock), what="the view")
+        put_products(edge, {**lamp, "sale_price": 30.0})
+        wait_until(lambda: outbox(redis_client), what="the alert")
+    [alert] = outbox(redis_client)
+    assert (alert.profile_id, alert.title) == ("user:ida", "Desk lamp is now cheaper")
+    assert alert.body == "Desk lamp: 40.0 EUR, now 30.0 EUR."
