@@ -213,3 +213,49 @@ def test_13_price_drop_alert_names_the_old_and_the_new_price(config, redis_url, 
     [alert] = outbox(redis_client)
     assert (alert.profile_id, alert.title) == ("user:ida", "Desk lamp is now cheaper")
     assert alert.body == "Desk lamp: 40.0 EUR, now 30.0 EUR."
+
+
+def day_by_day(client: redis.Redis, clock: SharedClock, first: str, days: int) -> None:
+    """From local midnight of `first` on, a day at a time: each day's date sweep at its
+    start, then its timers each on its time."""
+    start = local(f"{first}T00:05:00")
+    for day in range(days):
+        clock.set(max(clock.now_ms(), start + day * DAY))
+        run_until(client, clock, start + (day + 1) * DAY - 10 * 60_000)
+
+
+def test_15_renewal_reminds_a_month_and_a_week_before_until_renewed(config, redis_url,
+                                                                   redis_client, clock):
+    # a one-off date's index expires on Redis's own clock a few days after the date:
+    # these dates lie ahead of any real today
+    clock.set(local("2030-03-01T12:00:00"))
+    with LiveEdge(config, redis_url, clock=clock) as edge, \
+            ThreadWorker(config, redis_url, clock):
+        for user in ("lea", "max"):
+            identify(edge, user, subscription_end="2030-04-15")
+        day_by_day(redis_client, clock, "2030-03-02", 20)  # through 21 March
+        track(edge, "max", "Subscription Renewed", plan="yearly")
+        day_by_day(redis_client, clock, "2030-03-22", 30)
+    assert sent(redis_client) == [
+        ("user:lea", "email", "Your subscription ends on 2030-04-15", "Sat 10:00"),
+        ("user:max", "email", "Your subscription ends on 2030-04-15", "Sat 10:00"),
+        ("user:lea", "email", "One week left", "Mon 10:00"),
+    ]
+    assert [datetime.fromtimestamp(m.timestamp / 1000, PRAGUE).date().isoformat()
+            for m in outbox(redis_client)] == ["2030-03-16", "2030-03-16", "2030-04-08"]
+
+
+def test_17_win_back_after_ninety_days_without_an_order(config, redis_url, redis_client, clock):
+    with LiveEdge(config, redis_url, clock=clock) as edge, \
+            ThreadWorker(config, redis_url, clock):
+        for user in ("kim", "ned"):
+            identify(edge, user, first_name=user.title())
+            track(edge, user, "Order Completed", order_id=f"{user}-1", revenue=30)
+        wait_until(lambda: quiet(redis_client, clock), what="the orders")
+        clock.set(local("2026-05-01T12:00:00"))  # 60 days on, ned orders again
+        track(edge, "ned", "Order Completed", order_id="ned-2", revenue=30)
+        run_until(redis_client, clock, local("2026-06-15T12:00:00"))
+    assert sent(redis_client) == [("user:kim", "email", "We miss you, Kim", "Sun 10:00"),
+                                  ("user:kim", "email", "15% to welcome you back", "Sun 10:00")]
+    assert [datetime.fromtimestamp(m.timestamp / 1000, PRAGUE).date().isoformat()
+            for m in outbox(redis_client)] == ["2026-05-31", "2026-06-07"]
