@@ -259,3 +259,23 @@ def test_17_win_back_after_ninety_days_without_an_order(config, redis_url, redis
                                   ("user:kim", "email", "15% to welcome you back", "Sun 10:00")]
     assert [datetime.fromtimestamp(m.timestamp / 1000, PRAGUE).date().isoformat()
             for m in outbox(redis_client)] == ["2026-05-31", "2026-06-07"]
+
+
+def test_10_upsell_shows_the_next_tier_in_the_same_answer(config, redis_url, clock):
+    base = {"name": "Road shoe", "currency": "EUR", "category": "Shoes > Running", "stock": 5}
+    with LiveEdge(config, redis_url, clock=clock) as edge:
+        put_products(edge, {**base, "id": "road", "price": 100.0, "url": "https://shop.test/road"},
+                     {**base, "id": "tempo", "name": "Tempo shoe", "price": 120.0,
+                      "url": "https://shop.test/tempo"},
+                     {**base, "id": "race", "name": "Race shoe", "price": 112.0, "stock": 0,
+                      "url": "https://shop.test/race"})
+        answer = edge.track("Product Viewed", userId="ona",
+                            properties={"product_id": "road", "name": "Road shoe"})
+        assert answer.status_code == 200, answer.text
+        slot = answer.json()["slots"]["recommendations"]
+        assert slot["rule"] == "upsell-next-tier"
+        assert 'href="https://shop.test/tempo"' in slot["html"]  # the sold-out one is passed over
+        assert "Tempo shoe" in slot["html"] and "120" in slot["html"]
+        top = edge.track("Product Viewed", userId="ona",
+                         properties={"product_id": "tempo", "name": "Tempo shoe"})
+        assert "recommendations" not in top.json()["slots"]  # nothing dearer in stock
