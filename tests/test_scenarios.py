@@ -279,3 +279,17 @@ def test_10_upsell_shows_the_next_tier_in_the_same_answer(config, redis_url, clo
         top = edge.track("Product Viewed", userId="ona",
                          properties={"product_id": "tempo", "name": "Tempo shoe"})
         assert "recommendations" not in top.json()["slots"]  # nothing dearer in stock
+
+
+def test_11_loyalty_points_reminder_before_they_expire(config, redis_url, redis_client, clock):
+    clock.set(local("2030-05-01T12:00:00"))  # one-off dates ahead of any real today
+    with LiveEdge(config, redis_url, clock=clock) as edge, \
+            ThreadWorker(config, redis_url, clock):
+        identify(edge, "pia", points=420, points_expire_on="2030-05-31")
+        identify(edge, "rob", points=0, points_expire_on="2030-05-31")  # nothing to remind of
+        identify(edge, "sue", points=80, points_expire_on="2030-05-31")
+        track(edge, "sue", "Points Redeemed", points=80)
+        identify(edge, "sue", points=0)
+        day_by_day(redis_client, clock, "2030-05-15", 3)
+    assert sent(redis_client) == [("user:pia", "email", "420 points expire on 2030-05-31",
+                                   "Fri 10:00")]
