@@ -293,3 +293,26 @@ def test_11_loyalty_points_reminder_before_they_expire(config, redis_url, redis_
         day_by_day(redis_client, clock, "2030-05-15", 3)
     assert sent(redis_client) == [("user:pia", "email", "420 points expire on 2030-05-31",
                                    "Fri 10:00")]
+
+
+def test_14_after_sales_care_tips_wait_while_a_ticket_is_open(config, redis_url, redis_client,
+                                                             clock):
+    shoes = [{"product_id": "road", "category": "Shoes > Running", "price": 100, "quantity": 1}]
+    lamp = [{"product_id": "lamp", "category": "Home > Lights", "price": 40, "quantity": 1}]
+    with LiveEdge(config, redis_url, clock=clock) as edge, \
+            ThreadWorker(config, redis_url, clock):
+        for user, products in (("amy", shoes), ("bo", shoes), ("cy", lamp)):
+            identify(edge, user)
+            track(edge, user, "Order Completed", order_id=f"{user}-1", revenue=100,
+                  products=products)
+        run_until(redis_client, clock, local("2026-03-04T12:00:00"))
+        identify(edge, "bo", open_tickets=1)  # a complaint about the order
+        run_until(redis_client, clock, local("2026-03-07T12:00:00"))
+        identify(edge, "bo", open_tickets=0)
+        track(edge, "bo", "Ticket Closed", ticket_id="t-9")
+        run_until(redis_client, clock, local("2026-03-17T12:00:00"))
+    assert sent(redis_client) == [
+        ("user:amy", "email", "Getting the best out of your new shoes", "Thu 10:00"),
+        ("user:bo", "email", "Getting the best out of your new shoes", "Sun 10:00"),
+        ("user:amy", "email", "Two weeks in: keep them going", "Mon 10:00"),
+    ]
