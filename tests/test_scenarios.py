@@ -316,3 +316,24 @@ def test_14_after_sales_care_tips_wait_while_a_ticket_is_open(config, redis_url,
         ("user:bo", "email", "Getting the best out of your new shoes", "Sun 10:00"),
         ("user:amy", "email", "Two weeks in: keep them going", "Mon 10:00"),
     ]
+
+
+def test_09_cross_sell_shows_what_others_bought_with_the_cart(config, redis_url, clock):
+    item = {"currency": "EUR", "category": "Shoes > Running", "stock": 9}
+    with LiveEdge(config, redis_url, clock=clock) as edge:
+        put_products(edge, {**item, "id": "road", "name": "Road shoe", "price": 100.0,
+                            "url": "https://shop.test/road"},
+                     {**item, "id": "socks", "name": "Run socks", "price": 12.0,
+                      "url": "https://shop.test/socks"},
+                     {**item, "id": "cap", "name": "Cap", "price": 20.0,
+                      "url": "https://shop.test/cap"})
+        for buyer, together in (("b1", ["road", "socks"]), ("b2", ["road", "socks", "cap"])):
+            track(edge, buyer, "Order Completed", order_id=f"{buyer}-o", revenue=150,
+                  products=[{"product_id": p, "price": 10, "quantity": 1} for p in together])
+        answer = edge.track("Product Added", userId="pat",
+                            properties={"product_id": "road", "name": "Road shoe", "price": 100,
+                                        "quantity": 1})
+        assert answer.status_code == 200, answer.text
+        slot = answer.json()["slots"]["cross-sell"]
+        assert slot["rule"] == "cross-sell-cart"
+        assert 'href="https://shop.test/socks"' in slot["html"]  # bought with it twice
