@@ -10,6 +10,7 @@ import hashlib
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,16 @@ def export(redis_url: str, config: Path, name: str, **kwargs) -> audiences.Expor
     return asyncio.run(run())
 
 
+@pytest.fixture
+def world(tmp_path, redis_url, monkeypatch) -> Iterator[tuple[GoogleAudiences, Path, LiveEdge]]:
+    """Google's audience API, and an edge whose configuration exports to it."""
+    monkeypatch.setenv("ADS_TOKEN", TOKEN)
+    with GoogleAudiences(TOKEN, "1234567890", "555") as google:
+        config = audience_config(tmp_path / "config", google_yaml(google))
+        with LiveEdge(config, redis_url) as edge:
+            yield google, config, edge
+
+
 def google_yaml(server: GoogleAudiences) -> str:
     return f"""  retarget-google:
     segment: retarget
@@ -97,72 +108,60 @@ def google_yaml(server: GoogleAudiences) -> str:
 """
 
 
-def test_google_gets_the_consented_members_then_only_who_joined_and_who_left(
-        tmp_path, redis_url, monkeypatch):
-    monkeypatch.setenv("ADS_TOKEN", TOKEN)
-    with GoogleAudiences(TOKEN, "1234567890", "555") as google:
-        config = audience_config(tmp_path / "config", google_yaml(google))
-        with LiveEdge(config, redis_url) as edge:
-            person(edge, "ann", retarget=True, email=" Ann.Lee@GMail.com ")
-            person(edge, "bob", retarget=True, advertising=False, email="bob@example.com")
-            person(edge, "cid", retarget=False, email="cid@example.com")
-            person(edge, "dee", retarget=True, phone="603 123 456")
-            person(edge, "eve", retarget=True, advertising=None, email="eve@example.com")
+def test_google_gets_the_consented_members_then_only_who_joined_and_who_left(world, redis_url):
+    google, config, edge = world
+    person(edge, "ann", retarget=True, email=" Ann.Lee@GMail.com ")
+    person(edge, "bob", retarget=True, advertising=False, email="bob@example.com")
+    person(edge, "cid", retarget=False, email="cid@example.com")
+    person(edge, "dee", retarget=True, phone="603 123 456")
+    person(edge, "eve", retarget=True, advertising=None, email="eve@example.com")
 
-            first = export(redis_url, config, "retarget-google")
-            assert (first.members, first.added, first.removed) == (2, 2, 0)
-            assert google.platform.identifiers() == {("email", sha("annlee@gmail.com")),
-                                                     ("phone", sha("+420603123456"))}
-            assert export(redis_url, config, "retarget-google").requests == 0  # nothing changed
+    first = export(redis_url, config, "retarget-google")
+    assert (first.members, first.added, first.removed) == (2, 2, 0)
+    assert google.platform.identifiers() == {("email", sha("annlee@gmail.com")),
+                                             ("phone", sha("+420603123456"))}
+    assert export(redis_url, config, "retarget-google").requests == 0  # nothing changed
 
-            person(edge, "ann", retarget=False)  # left the segment
-            person(edge, "dee", retarget=True, advertising=False)  # withdrew consent
-            person(edge, "fay", retarget=True, email="fay@example.com")  # joined
-            second = export(redis_url, config, "retarget-google")
-            assert (second.members, second.added, second.removed) == (1, 1, 2)
-            assert google.platform.identifiers() == {("email", sha("fay@example.com"))}
-            assert [call.path for call in google.platform.calls] == [
-                "/v1/audienceMembers:ingest", "/v1/audienceMembers:remove",
-                "/v1/audienceMembers:ingest"]
+    person(edge, "ann", retarget=False)  # left the segment
+    person(edge, "dee", retarget=True, advertising=False)  # withdrew consent
+    person(edge, "fay", retarget=True, email="fay@example.com")  # joined
+    second = export(redis_url, config, "retarget-google")
+    assert (second.members, second.added, second.removed) == (1, 1, 2)
+    assert google.platform.identifiers() == {("email", sha("fay@example.com"))}
+    assert [call.path for call in google.platform.calls] == [
+        "/v1/audienceMembers:ingest", "/v1/audienceMembers:remove",
+        "/v1/audienceMembers:ingest"]
 
 
-def test_a_changed_address_replaces_the_old_one_at_the_platform(tmp_path, redis_url,
-                                                                 monkeypatch):
-    monkeypatch.setenv("ADS_TOKEN", TOKEN)
-    with GoogleAudiences(TOKEN, "1234567890", "555") as google:
-        config = audience_config(tmp_path / "config", google_yaml(google))
-        with LiveEdge(config, redis_url) as edge:
-            person(edge, "gus", retarget=True, email="gus@old.example", phone="+48512345678")
-            export(redis_url, config, "retarget-google")
-            person(edge, "gus", retarget=True, email="gus@new.example")
-            report = export(redis_url, config, "retarget-google")
-            assert (report.added, report.removed) == (1, 1)
-            assert google.platform.identifiers() == {("email", sha("gus@new.example")),
-                                                     ("phone", sha("+48512345678"))}
+def test_a_changed_address_replaces_the_old_one_at_the_platform(world, redis_url):
+    google, config, edge = world
+    person(edge, "gus", retarget=True, email="gus@old.example", phone="+48512345678")
+    export(redis_url, config, "retarget-google")
+    person(edge, "gus", retarget=True, email="gus@new.example")
+    report = export(redis_url, config, "retarget-google")
+    assert (report.added, report.removed) == (1, 1)
+    assert google.platform.identifiers() == {("email", sha("gus@new.example")),
+                                             ("phone", sha("+48512345678"))}
 
 
-def test_a_busy_platform_is_asked_again_and_a_refusal_keeps_what_was_sent(
-        tmp_path, redis_url, monkeypatch):
-    monkeypatch.setenv("ADS_TOKEN", TOKEN)
-    with GoogleAudiences(TOKEN, "1234567890", "555") as google:
-        config = audience_config(tmp_path / "config", google_yaml(google))
-        with LiveEdge(config, redis_url) as edge:
-            for name in ("hal", "ida", "jon"):
-                person(edge, name, retarget=True, email=f"{name}@example.com")
-            google.platform.failures = [429, 503]  # then it accepts (after about 3 s)
-            report = export(redis_url, config, "retarget-google", batch=1)
-            assert report.added == 3 and [c.status for c in google.platform.calls[:3]] == [
-                429, 503, 200]
-            person(edge, "kim", retarget=True, email="kim@example.com")
-            person(edge, "lea", retarget=True, email="lea@example.com")
-            google.platform.failures = [None, 400]  # the first accepted, the second refused
-            with pytest.raises(audiences.ExportFailed, match="400"):
-                export(redis_url, config, "retarget-google", batch=1)
-            again = export(redis_url, config, "retarget-google", batch=1)
-            assert again.added == 1  # the refused one; the accepted one is not sent again
-            third = export(redis_url, config, "retarget-google", batch=1)
-            assert third.requests == 0
-            assert len(google.platform.identifiers()) == 5
+def test_a_busy_platform_is_asked_again_and_a_refusal_keeps_what_was_sent(world, redis_url):
+    google, config, edge = world
+    for name in ("hal", "ida", "jon"):
+        person(edge, name, retarget=True, email=f"{name}@example.com")
+    google.platform.failures = [429, 503]  # then it accepts (after about 3 s)
+    report = export(redis_url, config, "retarget-google", batch=1)
+    assert report.added == 3 and [c.status for c in google.platform.calls[:3]] == [
+        429, 503, 200]
+    person(edge, "kim", retarget=True, email="kim@example.com")
+    person(edge, "lea", retarget=True, email="lea@example.com")
+    google.platform.failures = [None, 400]  # the first accepted, the second refused
+    with pytest.raises(audiences.ExportFailed, match="400"):
+        export(redis_url, config, "retarget-google", batch=1)
+    again = export(redis_url, config, "retarget-google", batch=1)
+    assert again.added == 1  # the refused one; the accepted one is not sent again
+    third = export(redis_url, config, "retarget-google", batch=1)
+    assert third.requests == 0
+    assert len(google.platform.identifiers()) == 5
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

@@ -6,9 +6,11 @@ with -9 mid-batch loses nothing; /metrics shows each destination's lag."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -45,6 +47,19 @@ destinations:
 {extra}""")
 
 
+@contextlib.contextmanager
+def forwarding(tmp_path: Path, redis_url: str, client: redis.Redis,
+               receiver: WebhookReceiver) -> Iterator[LiveEdge]:
+    """An edge and a worker forwarding to `receiver`, once the destination's group
+    reads the stream."""
+    config = config_for(tmp_path / "config", receiver)
+    clock = SharedClock(tmp_path / "clock")
+    with LiveEdge(config, redis_url, clock=clock) as edge, \
+            ThreadWorker(config, redis_url, clock):
+        wait_until(lambda: reading(client), what="the group")
+        yield edge
+
+
 def reading(client: redis.Redis) -> bool:
     """The destination's group exists: events from now on reach it."""
     try:
@@ -70,11 +85,7 @@ def accepted(receiver: WebhookReceiver) -> list[dict]:
 
 def test_the_chosen_events_arrive_signed_in_order(tmp_path, redis_url, redis_client):
     with WebhookReceiver(SECRET) as receiver:
-        config = config_for(tmp_path / "config", receiver)
-        clock = SharedClock(tmp_path / "clock")
-        with LiveEdge(config, redis_url, clock=clock) as edge, \
-                ThreadWorker(config, redis_url, clock):
-            wait_until(lambda: reading(redis_client), what="the group")
+        with forwarding(tmp_path, redis_url, redis_client, receiver) as edge:
             edge.post("/v1/page", {"userId": "ana", "name": "Home"})
             edge.track("Order Completed", userId="ana", messageId="o-big",
                        properties={"revenue": 50})
@@ -98,11 +109,7 @@ def test_a_busy_destination_is_asked_again_and_a_refusal_is_dead_lettered(
         tmp_path, redis_url, redis_client):
     with WebhookReceiver(SECRET, script=[(503, {}, 0), (429, {"Retry-After": "0"}, 0),
                                          (200, {}, 0), (400, {}, 0)]) as receiver:
-        config = config_for(tmp_path / "config", receiver)
-        clock = SharedClock(tmp_path / "clock")
-        with LiveEdge(config, redis_url, clock=clock) as edge, \
-                ThreadWorker(config, redis_url, clock):
-            wait_until(lambda: reading(redis_client), what="the group")
+        with forwarding(tmp_path, redis_url, redis_client, receiver) as edge:
             edge.track("Order Completed", userId="bo", messageId="o-1", properties={"revenue": 20})
             wait_until(lambda: len(receiver.calls) >= 3, what="three attempts")
             assert len({c.webhook_id for c in receiver.calls}) == 1  # the same batch each time
@@ -121,11 +128,7 @@ def test_a_busy_destination_is_asked_again_and_a_refusal_is_dead_lettered(
 
 def test_an_erasure_is_forwarded_as_a_deletion_request(tmp_path, redis_url, redis_client):
     with WebhookReceiver(SECRET) as receiver:
-        config = config_for(tmp_path / "config", receiver)
-        clock = SharedClock(tmp_path / "clock")
-        with LiveEdge(config, redis_url, clock=clock) as edge, \
-                ThreadWorker(config, redis_url, clock):
-            wait_until(lambda: reading(redis_client), what="the group")
+        with forwarding(tmp_path, redis_url, redis_client, receiver) as edge:
             edge.post("/v1/identify", {"userId": "cy", "anonymousId": "a-cy",
                                        "traits": {"email": "cy@example.com"}})
             wait_until(lambda: forwarded(receiver), what="the identify")

@@ -5,6 +5,10 @@ suppressed, the status event recorded, and the next email to it is not sent."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
 from edge.connectors.email_reports import BOUNCE, COMPLAINT, NotAReport, Report, read_report
@@ -121,64 +125,63 @@ def test_what_is_not_a_report_is_refused(raw):
         read_report(raw)
 
 
-def report_settings(config_text: str) -> str:
-    return config_text.replace("scopes: [ingest, profiles:read, profiles:delete, admin, metrics]",
-                               "scopes: [ingest, profiles:read, profiles:delete, admin, metrics, "
-                               "delivery:report]")
-
-
-def test_a_complaint_suppresses_the_address_and_is_recorded(tmp_path, redis_url, redis_client):
+@contextlib.contextmanager
+def mail_world(tmp_path: Path, redis_url: str) -> Iterator[tuple[LiveEdge, SmtpCatcher]]:
+    """An SMTP server, an edge whose secret key may report on mail, and a worker."""
     clock = SharedClock(tmp_path / "clock")
     with SmtpCatcher() as smtp:
         config = delivery_config(tmp_path / "config", smtp.port)
-        (config / "kairos.yaml").write_text(report_settings((config / "kairos.yaml").read_text()))
+        settings = config / "kairos.yaml"
+        settings.write_text(settings.read_text().replace(
+            "scopes: [ingest, profiles:read, profiles:delete, admin, metrics]",
+            "scopes: [ingest, profiles:read, profiles:delete, admin, metrics, delivery:report]"))
         with LiveEdge(config, redis_url, clock=clock) as edge, \
                 ThreadWorker(config, redis_url, clock):
-            person(edge, "fee")
-            queue(redis_client, "user:fee", "m-1")
-            wait_until(lambda: smtp.messages, what="the email")
-            # recorded as sent, and so findable by its Message-ID
-            wait_until(lambda: "Message Sent" in statuses(redis_client, "m-1"), what="the status")
-            sent_id = smtp.messages[0]["Message-ID"]
+            yield edge, smtp
 
-            def post(raw: bytes, key: str = SECRET_KEY):
-                return edge.http.post("/v1/callbacks/email", content=raw, headers={
-                    **basic(key), "Content-Type": "message/rfc822"})
 
-            assert post(feedback_report("abuse", sent_id), READ_ONLY_KEY).status_code == 403
-            refused = post(b"Subject: hi\r\n\r\nhello")
-            assert refused.status_code == 400 and refused.json()["field"] == "body"
-            unknown = post(feedback_report("abuse", "<other@elsewhere.example>"))
-            assert unknown.json() == {"kind": "complaint", "message_id":
-                                      "other@elsewhere.example", "reason": "abuse",
-                                      "matched": False}
-            answer = post(feedback_report("abuse", sent_id))
-            assert answer.status_code == 200 and answer.json()["matched"] is True
-            wait_until(lambda: "Message Complained" in statuses(redis_client, "m-1"),
-                       what="the complaint's status event")
-            queue(redis_client, "user:fee", "m-2")
-            wait_until(lambda: ledger_state(redis_client, "m-2") == "failed", what="suppression")
-            reason = redis_client.hget("kairos:delivery:{m-2}", "r").decode()
-            assert reason == "suppressed: email complaint: abuse"
+def test_a_complaint_suppresses_the_address_and_is_recorded(tmp_path, redis_url, redis_client):
+    with mail_world(tmp_path, redis_url) as (edge, smtp):
+        person(edge, "fee")
+        queue(redis_client, "user:fee", "m-1")
+        wait_until(lambda: smtp.messages, what="the email")
+        # recorded as sent, and so findable by its Message-ID
+        wait_until(lambda: "Message Sent" in statuses(redis_client, "m-1"), what="the status")
+        sent_id = smtp.messages[0]["Message-ID"]
+
+        def post(raw: bytes, key: str = SECRET_KEY):
+            return edge.http.post("/v1/callbacks/email", content=raw, headers={
+                **basic(key), "Content-Type": "message/rfc822"})
+
+        assert post(feedback_report("abuse", sent_id), READ_ONLY_KEY).status_code == 403
+        refused = post(b"Subject: hi\r\n\r\nhello")
+        assert refused.status_code == 400 and refused.json()["field"] == "body"
+        unknown = post(feedback_report("abuse", "<other@elsewhere.example>"))
+        assert unknown.json() == {"kind": "complaint", "message_id":
+                                  "other@elsewhere.example", "reason": "abuse",
+                                  "matched": False}
+        answer = post(feedback_report("abuse", sent_id))
+        assert answer.status_code == 200 and answer.json()["matched"] is True
+        wait_until(lambda: "Message Complained" in statuses(redis_client, "m-1"),
+                   what="the complaint's status event")
+        queue(redis_client, "user:fee", "m-2")
+        wait_until(lambda: ledger_state(redis_client, "m-2") == "failed", what="suppression")
+        reason = redis_client.hget("kairos:delivery:{m-2}", "r").decode()
+        assert reason == "suppressed: email complaint: abuse"
     assert len(smtp.messages) == 1
 
 
 def test_a_late_bounce_suppresses_the_address(tmp_path, redis_url, redis_client):
-    clock = SharedClock(tmp_path / "clock")
-    with SmtpCatcher() as smtp:
-        config = delivery_config(tmp_path / "config", smtp.port)
-        (config / "kairos.yaml").write_text(report_settings((config / "kairos.yaml").read_text()))
-        with LiveEdge(config, redis_url, clock=clock) as edge, \
-                ThreadWorker(config, redis_url, clock):
-            person(edge, "gil")
-            queue(redis_client, "user:gil", "m-3")
-            wait_until(lambda: "Message Sent" in statuses(redis_client, "m-3"), what="the email")
-            answer = edge.http.post(
-                "/v1/callbacks/email", headers={**basic(SECRET_KEY)},
-                content=delivery_status("failed", "5.1.1", smtp.messages[0]["Message-ID"]))
-            assert answer.json()["kind"] == "bounce" and answer.json()["matched"] is True
-            wait_until(lambda: "Message Bounced" in statuses(redis_client, "m-3"),
-                       what="the bounce's status event")
-            queue(redis_client, "user:gil", "m-4")
-            wait_until(lambda: ledger_state(redis_client, "m-4") == "failed", what="suppression")
+    with mail_world(tmp_path, redis_url) as (edge, smtp):
+        person(edge, "gil")
+        queue(redis_client, "user:gil", "m-3")
+        wait_until(lambda: "Message Sent" in statuses(redis_client, "m-3"), what="the email")
+        answer = edge.http.post(
+            "/v1/callbacks/email", headers={**basic(SECRET_KEY)},
+            content=delivery_status("failed", "5.1.1", smtp.messages[0]["Message-ID"]))
+        assert answer.json()["kind"] == "bounce" and answer.json()["matched"] is True
+        wait_until(lambda: "Message Bounced" in statuses(redis_client, "m-3"),
+                   what="the bounce's status event")
+        queue(redis_client, "user:gil", "m-4")
+        wait_until(lambda: ledger_state(redis_client, "m-4") == "failed", what="suppression")
     assert len(smtp.messages) == 1

@@ -73,10 +73,12 @@ async def delete_profile(request: Request) -> Response:
     profile_id = await state.store.resolve(identifier)
     if profile_id is None:
         return error_response(404, "not_found", "no profile for this identifier", field="id")
-    identifiers = set(await state.store.identifiers(profile_id)) | {profile_id}
+    forwarded = any(d.erasures for d in state.settings.destinations.values())
+    identifiers = set(await state.store.identifiers(profile_id)) | {profile_id} \
+        if state.journeys is not None or forwarded else set()
     if state.journeys is not None:
         await erasure.forget(state.redis, state.settings, state.journeys.book, identifiers)
-    if any(destination.erasures for destination in state.settings.destinations.values()):
+    if forwarded:
         # before the keys go: a failure here leaves the person to be erased again
         await destinations.record_erasure(state.redis, profile_id, sorted(identifiers),
                                           state.pipeline.clock.now_ms())

@@ -415,23 +415,11 @@ def destination_problems(settings: Settings, environ: Mapping[str, str]
     problems: list[tuple[SettingPath, str]] = []
     for name, destination in settings.destinations.items():
         where = ("destinations", name)
-        if not name or not all(c.isalnum() or c in "-_" for c in name):
-            problems.append((where, "a name of letters, digits, - and _ (it names a consumer group)"))
-        if not destination.url.startswith(("https://", "http://")):
-            problems.append(((*where, "url"), "must be an http(s) URL"))
-        for field in ("secret_env", "previous_secret_env"):
-            variable = getattr(destination, field)
-            if not variable:
-                if field == "secret_env":
-                    problems.append(((*where, field), "must name the environment variable that "
-                                                      "holds the signing secret"))
-                continue
-            secret = environ.get(variable)
-            if not secret:
-                problems.append(((*where, field), f"the environment variable {variable} is not set"))
-            elif not _webhook_secret_ok(secret):
-                problems.append(((*where, field), f"{variable} must hold whsec_ and base64 "
-                                                  "(at least 24 bytes)"))
+        problems += _name_problems(where, "it names a consumer group")
+        if not destination.secret_env:
+            problems.append(((*where, "secret_env"), "must name the environment variable that "
+                                                     "holds the signing secret"))
+        problems += _signed_endpoint_problems(where, destination, environ)
         if not 1 <= destination.batch <= 1000:
             problems.append(((*where, "batch"), "must be between 1 and 1000"))
         for field in ("max_attempts", "backoff_ms", "max_backoff_ms", "timeout_ms"):
@@ -445,6 +433,34 @@ def destination_problems(settings: Settings, environ: Mapping[str, str]
     return problems
 
 
+def _name_problems(where: SettingPath, why: str) -> list[tuple[SettingPath, str]]:
+    name = str(where[-1])
+    if name and all(c.isalnum() or c in "-_" for c in name):
+        return []
+    return [(where, f"a name of letters, digits, - and _ ({why})")]
+
+
+def _signed_endpoint_problems(where: SettingPath,
+                              endpoint: "WebhookEndpoint | DestinationSettings",
+                              environ: Mapping[str, str]) -> list[tuple[SettingPath, str]]:
+    """A URL that requests are POSTed to, signed (Standard Webhooks) under the secrets
+    its `secret_env` and `previous_secret_env` name."""
+    problems: list[tuple[SettingPath, str]] = []
+    if not endpoint.url.startswith(("https://", "http://")):
+        problems.append(((*where, "url"), "must be an http(s) URL"))
+    for field in ("secret_env", "previous_secret_env"):
+        variable = getattr(endpoint, field)
+        if not variable:
+            continue
+        secret = environ.get(variable)
+        if not secret:
+            problems.append(((*where, field), f"the environment variable {variable} is not set"))
+        elif not _webhook_secret_ok(secret):
+            problems.append(((*where, field), f"{variable} must hold whsec_ and base64 "
+                                              "(at least 24 bytes)"))
+    return problems
+
+
 AUDIENCE_FORMATS = ("google", "meta")
 
 
@@ -453,8 +469,7 @@ def audience_problems(settings: Settings, environ: Mapping[str, str]
     problems: list[tuple[SettingPath, str]] = []
     for name, audience in settings.audiences.items():
         where = ("audiences", name)
-        if not name or not all(c.isalnum() or c in "-_" for c in name):
-            problems.append((where, "a name of letters, digits, - and _ (it names files)"))
+        problems += _name_problems(where, "it names files")
         if audience.format not in AUDIENCE_FORMATS:
             problems.append(((*where, "format"), "must be google or meta"))
         if audience.site and audience.site not in settings.sites:
@@ -522,18 +537,7 @@ def delivery_problems(settings: Settings, environ: Mapping[str, str]
         problems.append((("delivery", "webhooks", "concurrency"), "must be positive"))
     for name, endpoint in hooks.endpoints.items():
         where = ("delivery", "webhooks", "endpoints", name)
-        if not endpoint.url.startswith(("https://", "http://")):
-            problems.append(((*where, "url"), "must be an http(s) URL"))
-        for field in ("secret_env", "previous_secret_env"):
-            variable = getattr(endpoint, field)
-            if not variable:
-                continue
-            secret = environ.get(variable)
-            if not secret:
-                problems.append(((*where, field), f"the environment variable {variable} is not set"))
-            elif not _webhook_secret_ok(secret):
-                problems.append(((*where, field), f"{variable} must hold whsec_ and base64 "
-                                                  "(at least 24 bytes)"))
+        problems += _signed_endpoint_problems(where, endpoint, environ)
     sms = delivery.sms
     if sms is not None:
         where = ("delivery", "sms")

@@ -325,34 +325,32 @@ class Worker:
         await self.timers.release_many(claimed)
 
     async def calendar_loop(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                await calendar_sweep.sweep_due(self)
-            except asyncio.CancelledError:
-                raise
-            except (RedisError, OSError) as exc:
-                log.warning("calendar sweep: %s", exc)
-            except Exception:
-                log.exception("calendar sweep failed")
-            await asyncio.sleep(self.settings.automation.poll_ms / 1000)
+        await self._repeat("calendar sweep", lambda: calendar_sweep.sweep_due(self),
+                           self.settings.automation.poll_ms / 1000)
 
     async def audiences_loop(self) -> None:
         """The scheduled ad-audience exports (edge/worker/audiences.py)."""
         http = HttpClient()
         try:
-            while not self.stopping.is_set():
-                try:
-                    await audiences.export_due(self.client, self.settings, self.clock.now_ms(),
-                                               http, dict(os.environ))
-                except asyncio.CancelledError:
-                    raise
-                except (RedisError, OSError) as exc:
-                    log.warning("audience export: %s", exc)
-                except Exception:
-                    log.exception("audience export failed")
-                await asyncio.sleep(AUDIENCE_CHECK_S)
+            await self._repeat("audience export", lambda: audiences.export_due(
+                self.client, self.settings, self.clock.now_ms(), http, dict(os.environ)),
+                AUDIENCE_CHECK_S)
         finally:
             await http.close()
+
+    async def _repeat(self, what: str, work: Any, interval_s: float) -> None:
+        """`work()` every `interval_s` until the worker stops; a failure is logged and
+        the next turn tries again."""
+        while not self.stopping.is_set():
+            try:
+                await work()
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                log.warning("%s: %s", what, exc)
+            except Exception:
+                log.exception("%s failed", what)
+            await asyncio.sleep(interval_s)
 
     async def reload_loop(self) -> None:
         seen = self.journeys.fingerprint()
