@@ -5,15 +5,21 @@ the right message on the right channel at the right local time, and the exits ho
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
+from email.utils import parseaddr
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 import redis
 
+from edge.runtime.config import load_settings
 from edge.store.timers import TimerStore
+from edge.worker.simulate import events_from_stream, simulate
 from tests.automation_support import ROOT, SharedClock, ThreadWorker, outbox, wait_until
+from tests.channel_servers import SmtpCatcher
 from tests.support import SECRET_KEY, SETTINGS_YAML, LiveEdge, basic, write_config
 from tests.test_automation import AUTOMATION, quiet
 
@@ -36,13 +42,27 @@ def clock(tmp_path: Path) -> SharedClock:
 
 
 @pytest.fixture
-def config(tmp_path: Path) -> Path:
-    """The test site with the shipped scenarios, rules and name-day calendars."""
+def smtp() -> Iterator[SmtpCatcher]:
+    with SmtpCatcher() as server:
+        yield server
+
+
+@pytest.fixture
+def config(tmp_path: Path, smtp: SmtpCatcher) -> Path:
+    """The test site with the shipped scenarios, rules and name-day calendars; email is
+    delivered to a real SMTP server."""
     settings = SETTINGS_YAML.replace(
         "timezone: Europe/Prague",
-        "timezone: Europe/Prague\n    consent_defaults: { marketing: true, email: true }")
+        "timezone: Europe/Prague\n    email_from: Shop <shop@shop.test>\n"
+        "    consent_defaults: { marketing: true, email: true }")
     settings = settings.replace("admin, metrics]", "admin, metrics, catalog:write]")
-    target = write_config(tmp_path / "config", settings_yaml=settings + AUTOMATION)
+    delivery = f"""
+delivery:
+  visibility_ms: 1000
+  backoff_ms: 1000
+  email: {{ host: 127.0.0.1, port: {smtp.port}, pool: 1 }}
+"""
+    target = write_config(tmp_path / "config", settings_yaml=settings + AUTOMATION + delivery)
     for folder in ("scenarios", "namedays"):
         shutil.copytree(ROOT / "config" / folder, target / folder)
     return target
@@ -73,6 +93,33 @@ def sent(client: redis.Redis) -> list[tuple[str, str, str, str]]:
             for m in outbox(client)]
 
 
+@contextmanager
+def scenario(config: Path, redis_url: str, client: redis.Redis, clock: SharedClock,
+             smtp: SmtpCatcher) -> Iterator[LiveEdge]:
+    """The edge and a worker. Before they stop, every email queued must have reached
+    the SMTP server, to its person, under its title."""
+    with LiveEdge(config, redis_url, clock=clock) as edge, ThreadWorker(config, redis_url, clock):
+        yield edge
+        queued = sorted((f"{m.profile_id.removeprefix('user:')}@example.com", m.title or "")
+                        for m in outbox(client) if m.channel == "email")
+        wait_until(lambda: len(smtp.messages) >= len(queued), what="the emails delivered")
+        assert sorted((parseaddr(str(m["To"]))[1], str(m["Subject"]))
+                      for m in smtp.messages) == queued
+
+
+def simulation_agrees(config: Path, redis_url: str, client: redis.Redis, journey: str,
+                      start: int, end: int) -> None:
+    """`kairos simulate` over the stream the live run recorded sends what the live run
+    sent: the same people, channels, titles and times."""
+    settings = load_settings(config)
+    report = simulate(settings, journey, start, end,
+                      events_from_stream(redis_url, settings.stream.key, start, end))
+    live = [(m.profile_id, m.channel, m.title, m.timestamp) for m in outbox(client)
+            if m.journey == journey]
+    assert live, "the live run sent nothing to compare"
+    assert [(s.profile_id, s.channel, s.title, s.at) for s in report.sends] == live
+
+
 def identify(edge: LiveEdge, user: str, **traits: object) -> None:
     answer = edge.post("/v1/identify", {"userId": user, "traits": {
         "email": f"{user}@example.com", **traits}})
@@ -95,15 +142,16 @@ def test_the_pack_passes_kairos_check(config: Path) -> None:
     assert f"{len(journeys)} journeys" in answer.stdout
 
 
-def test_01_welcome_series_stops_at_the_first_order(config, redis_url, redis_client, clock):
-    with LiveEdge(config, redis_url, clock=clock) as edge, \
-            ThreadWorker(config, redis_url, clock):
+def test_01_welcome_series_stops_at_the_first_order(config, redis_url, redis_client, clock, smtp):
+    with scenario(config, redis_url, redis_client, clock, smtp) as edge:
         for user in ("ann", "ben"):
             identify(edge, user, first_name=user.title())
             track(edge, user, "Signed Up")
         run_until(redis_client, clock, local("2026-03-04T12:00:00"))
         track(edge, "ben", "Order Completed", order_id="b-1", revenue=20)  # after the tips
         run_until(redis_client, clock, local("2026-03-12T12:00:00"))
+    simulation_agrees(config, redis_url, redis_client, "welcome-series",
+                      local("2026-03-02T00:00:00"), local("2026-03-12T12:00:00"))
     assert sent(redis_client) == [
         ("user:ann", "email", "Welcome to the shop", "Mon 09:00"),
         ("user:ben", "email", "Welcome to the shop", "Mon 09:00"),
@@ -114,9 +162,8 @@ def test_01_welcome_series_stops_at_the_first_order(config, redis_url, redis_cli
 
 
 def test_02_abandoned_cart_reminds_after_an_hour_unless_ordered(config, redis_url,
-                                                                redis_client, clock):
-    with LiveEdge(config, redis_url, clock=clock) as edge, \
-            ThreadWorker(config, redis_url, clock):
+                                                                redis_client, clock, smtp):
+    with scenario(config, redis_url, redis_client, clock, smtp) as edge:
         for user in ("cas", "dan"):
             identify(edge, user, first_name=user.title())
             track(edge, user, "Product Added", product_id="lamp", name="Desk lamp", price=40,
@@ -126,15 +173,16 @@ def test_02_abandoned_cart_reminds_after_an_hour_unless_ordered(config, redis_ur
         track(edge, "dan", "Order Completed", order_id="d-1", revenue=40,
               products=[{"product_id": "lamp", "price": 40, "quantity": 1}])
         run_until(redis_client, clock, local("2026-03-02T12:00:00"))
+    simulation_agrees(config, redis_url, redis_client, "abandoned-cart",
+                      local("2026-03-02T00:00:00"), local("2026-03-02T12:00:00"))
     assert sent(redis_client) == [
         ("user:cas", "email", "Still thinking about Desk lamp?", "Mon 10:00")]
 
 
-def test_04_name_day_greets_at_nine_in_the_persons_zone(config, redis_url, redis_client, clock):
+def test_04_name_day_greets_at_nine_in_the_persons_zone(config, redis_url, redis_client, clock, smtp):
     new_york = ZoneInfo("America/New_York")
     clock.set(local("2026-10-16T12:00:00"))
-    with LiveEdge(config, redis_url, clock=clock) as edge, \
-            ThreadWorker(config, redis_url, clock):
+    with scenario(config, redis_url, redis_client, clock, smtp) as edge:
         identify(edge, "lukas-prague", first_name="Lukáš", country="CZ",
                  timezone="Europe/Prague")
         identify(edge, "lukas-ny", first_name="Lukas", country="CZ", timezone="America/New_York")
@@ -142,6 +190,8 @@ def test_04_name_day_greets_at_nine_in_the_persons_zone(config, redis_url, redis
         for hour in range(48):  # hour by hour through 18 October in both zones
             clock.set(local("2026-10-17T12:00:00") + hour * HOUR)
             wait_until(lambda: quiet(redis_client, clock), what=f"hour {hour}")
+    simulation_agrees(config, redis_url, redis_client, "name-day",
+                      local("2026-10-16T00:00:00"), local("2026-10-19T12:00:00"))
     greetings = {m.profile_id: m for m in outbox(redis_client)}
     assert set(greetings) == {"user:lukas-prague", "user:lukas-ny"}
     assert local_time(greetings["user:lukas-prague"].timestamp) == "Sun 09:00"
@@ -150,22 +200,22 @@ def test_04_name_day_greets_at_nine_in_the_persons_zone(config, redis_url, redis
 
 
 def test_05_registration_anniversary_a_year_later_at_the_fallback_hour(
-        config, redis_url, redis_client, clock):
+        config, redis_url, redis_client, clock, smtp):
     clock.set(local("2027-03-01T12:00:00"))
-    with LiveEdge(config, redis_url, clock=clock) as edge, \
-            ThreadWorker(config, redis_url, clock):
+    with scenario(config, redis_url, redis_client, clock, smtp) as edge:
         identify(edge, "eva", first_name="Eva", created_at="2026-03-02T08:30:00Z")
         for hour in range(36):
             clock.set(local("2027-03-01T23:00:00") + hour * HOUR)
             wait_until(lambda: quiet(redis_client, clock), what=f"hour {hour}")
+    simulation_agrees(config, redis_url, redis_client, "registration-anniversary",
+                      local("2027-03-01T00:00:00"), local("2027-03-03T12:00:00"))
     assert sent(redis_client) == [("user:eva", "email", "Another year together, Eva",
                                    "Tue 10:00")]
 
 
 def test_06_review_request_a_week_after_delivery_unless_reviewed(config, redis_url,
-                                                                 redis_client, clock):
-    with LiveEdge(config, redis_url, clock=clock) as edge, \
-            ThreadWorker(config, redis_url, clock):
+                                                                 redis_client, clock, smtp):
+    with scenario(config, redis_url, redis_client, clock, smtp) as edge:
         for user in ("fay", "gus"):
             identify(edge, user)
             track(edge, user, "Order Delivered", order_id=f"{user}-1")
@@ -173,6 +223,8 @@ def test_06_review_request_a_week_after_delivery_unless_reviewed(config, redis_u
         clock.advance(3 * DAY)
         track(edge, "gus", "Review Submitted", order_id="gus-1", rating=5)
         run_until(redis_client, clock, local("2026-03-12T12:00:00"))
+    simulation_agrees(config, redis_url, redis_client, "review-request",
+                      local("2026-03-02T00:00:00"), local("2026-03-12T12:00:00"))
     assert sent(redis_client) == [("user:fay", "email", "How is your order fay-1?", "Mon 10:00")]
 
 
@@ -182,11 +234,10 @@ def put_products(edge: LiveEdge, *products: dict) -> None:
 
 
 def test_12_back_in_stock_tells_who_looked_while_sold_out_once(config, redis_url,
-                                                               redis_client, clock):
+                                                               redis_client, clock, smtp):
     sold_out = {"id": "boot", "name": "Trail boot", "price": 120.0, "currency": "EUR",
                 "stock": 0}
-    with LiveEdge(config, redis_url, clock=clock) as edge, \
-            ThreadWorker(config, redis_url, clock):
+    with scenario(config, redis_url, redis_client, clock, smtp) as edge:
         put_products(edge, sold_out)
         identify(edge, "hal")
         track(edge, "hal", "Product Viewed", product_id="boot", name="Trail boot")
@@ -195,21 +246,24 @@ def test_12_back_in_stock_tells_who_looked_while_sold_out_once(config, redis_url
         wait_until(lambda: outbox(redis_client), what="the alert")
         put_products(edge, {**sold_out, "stock": 3})  # still in stock: nothing new
         wait_until(lambda: quiet(redis_client, clock), what="the worker")
+    simulation_agrees(config, redis_url, redis_client, "back-in-stock",
+                      local("2026-03-02T00:00:00"), local("2026-03-03T12:00:00"))
     assert sent(redis_client) == [("user:hal", "email", "Trail boot is back", "Mon 09:00")]
     assert "4 left" in outbox(redis_client)[0].body
 
 
 def test_13_price_drop_alert_names_the_old_and_the_new_price(config, redis_url, redis_client,
-                                                             clock):
+                                                             clock, smtp):
     lamp = {"id": "lamp", "name": "Desk lamp", "price": 40.0, "currency": "EUR"}
-    with LiveEdge(config, redis_url, clock=clock) as edge, \
-            ThreadWorker(config, redis_url, clock):
+    with scenario(config, redis_url, redis_client, clock, smtp) as edge:
         put_products(edge, lamp)
         identify(edge, "ida")
         track(edge, "ida", "Product Viewed", product_id="lamp", name="Desk lamp")
         wait_until(lambda: quiet(redis_client, clock), what="the view")
         put_products(edge, {**lamp, "sale_price": 30.0})
         wait_until(lambda: outbox(redis_client), what="the alert")
+    simulation_agrees(config, redis_url, redis_client, "price-drop",
+                      local("2026-03-02T00:00:00"), local("2026-03-03T12:00:00"))
     [alert] = outbox(redis_client)
     assert (alert.profile_id, alert.title) == ("user:ida", "Desk lamp is now cheaper")
     assert alert.body == "Desk lamp: 40.0 EUR, now 30.0 EUR."
@@ -225,17 +279,18 @@ def day_by_day(client: redis.Redis, clock: SharedClock, first: str, days: int) -
 
 
 def test_15_renewal_reminds_a_month_and_a_week_before_until_renewed(config, redis_url,
-                                                                   redis_client, clock):
+                                                                   redis_client, clock, smtp):
     # a one-off date's index expires on Redis's own clock a few days after the date:
     # these dates lie ahead of any real today
     clock.set(local("2030-03-01T12:00:00"))
-    with LiveEdge(config, redis_url, clock=clock) as edge, \
-            ThreadWorker(config, redis_url, clock):
+    with scenario(config, redis_url, redis_client, clock, smtp) as edge:
         for user in ("lea", "max"):
             identify(edge, user, subscription_end="2030-04-15")
         day_by_day(redis_client, clock, "2030-03-02", 20)  # through 21 March
         track(edge, "max", "Subscription Renewed", plan="yearly")
         day_by_day(redis_client, clock, "2030-03-22", 30)
+    simulation_agrees(config, redis_url, redis_client, "renewal",
+                      local("2030-03-01T00:00:00"), local("2030-04-21T12:00:00"))
     assert sent(redis_client) == [
         ("user:lea", "email", "Your subscription ends on 2030-04-15", "Sat 10:00"),
         ("user:max", "email", "Your subscription ends on 2030-04-15", "Sat 10:00"),
@@ -245,9 +300,8 @@ def test_15_renewal_reminds_a_month_and_a_week_before_until_renewed(config, redi
             for m in outbox(redis_client)] == ["2030-03-16", "2030-03-16", "2030-04-08"]
 
 
-def test_17_win_back_after_ninety_days_without_an_order(config, redis_url, redis_client, clock):
-    with LiveEdge(config, redis_url, clock=clock) as edge, \
-            ThreadWorker(config, redis_url, clock):
+def test_17_win_back_after_ninety_days_without_an_order(config, redis_url, redis_client, clock, smtp):
+    with scenario(config, redis_url, redis_client, clock, smtp) as edge:
         for user in ("kim", "ned"):
             identify(edge, user, first_name=user.title())
             track(edge, user, "Order Completed", order_id=f"{user}-1", revenue=30)
@@ -255,6 +309,8 @@ def test_17_win_back_after_ninety_days_without_an_order(config, redis_url, redis
         clock.set(local("2026-05-01T12:00:00"))  # 60 days on, ned orders again
         track(edge, "ned", "Order Completed", order_id="ned-2", revenue=30)
         run_until(redis_client, clock, local("2026-06-15T12:00:00"))
+    simulation_agrees(config, redis_url, redis_client, "win-back",
+                      local("2026-03-02T00:00:00"), local("2026-06-15T12:00:00"))
     assert sent(redis_client) == [("user:kim", "email", "We miss you, Kim", "Sun 10:00"),
                                   ("user:kim", "email", "15% to welcome you back", "Sun 10:00")]
     assert [datetime.fromtimestamp(m.timestamp / 1000, PRAGUE).date().isoformat()
@@ -281,26 +337,26 @@ def test_10_upsell_shows_the_next_tier_in_the_same_answer(config, redis_url, clo
         assert "recommendations" not in top.json()["slots"]  # nothing dearer in stock
 
 
-def test_11_loyalty_points_reminder_before_they_expire(config, redis_url, redis_client, clock):
+def test_11_loyalty_points_reminder_before_they_expire(config, redis_url, redis_client, clock, smtp):
     clock.set(local("2030-05-01T12:00:00"))  # one-off dates ahead of any real today
-    with LiveEdge(config, redis_url, clock=clock) as edge, \
-            ThreadWorker(config, redis_url, clock):
+    with scenario(config, redis_url, redis_client, clock, smtp) as edge:
         identify(edge, "pia", points=420, points_expire_on="2030-05-31")
         identify(edge, "rob", points=0, points_expire_on="2030-05-31")  # nothing to remind of
         identify(edge, "sue", points=80, points_expire_on="2030-05-31")
         track(edge, "sue", "Points Redeemed", points=80)
         identify(edge, "sue", points=0)
         day_by_day(redis_client, clock, "2030-05-15", 3)
+    simulation_agrees(config, redis_url, redis_client, "loyalty-points",
+                      local("2030-05-01T00:00:00"), local("2030-05-18T12:00:00"))
     assert sent(redis_client) == [("user:pia", "email", "420 points expire on 2030-05-31",
                                    "Fri 10:00")]
 
 
 def test_14_after_sales_care_tips_wait_while_a_ticket_is_open(config, redis_url, redis_client,
-                                                             clock):
+                                                             clock, smtp):
     shoes = [{"product_id": "road", "category": "Shoes > Running", "price": 100, "quantity": 1}]
     lamp = [{"product_id": "lamp", "category": "Home > Lights", "price": 40, "quantity": 1}]
-    with LiveEdge(config, redis_url, clock=clock) as edge, \
-            ThreadWorker(config, redis_url, clock):
+    with scenario(config, redis_url, redis_client, clock, smtp) as edge:
         for user, products in (("amy", shoes), ("bo", shoes), ("cy", lamp)):
             identify(edge, user)
             track(edge, user, "Order Completed", order_id=f"{user}-1", revenue=100,
@@ -311,6 +367,8 @@ def test_14_after_sales_care_tips_wait_while_a_ticket_is_open(config, redis_url,
         identify(edge, "bo", open_tickets=0)
         track(edge, "bo", "Ticket Closed", ticket_id="t-9")
         run_until(redis_client, clock, local("2026-03-17T12:00:00"))
+    simulation_agrees(config, redis_url, redis_client, "after-sales-care",
+                      local("2026-03-02T00:00:00"), local("2026-03-17T12:00:00"))
     assert sent(redis_client) == [
         ("user:amy", "email", "Getting the best out of your new shoes", "Thu 10:00"),
         ("user:bo", "email", "Getting the best out of your new shoes", "Sun 10:00"),

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -38,7 +39,7 @@ from edge.ingest.wire import Event as WireEvent
 from edge.ingest.wire import InputError
 from edge.pipeline.handler import Pipeline, RequestInfo
 from edge.pipeline.journeybook import check_journeys
-from edge.pipeline.rulebook import Rulebook
+from edge.pipeline.rulebook import Rulebook, rule_files
 from edge.runtime.clock import FakeClock
 from edge.runtime.config import Settings
 from edge.runtime.metrics import Metrics
@@ -51,7 +52,7 @@ from edge.worker import calendar_sweep
 from edge.worker.consumer import Entry
 from edge.worker.runner import JourneyRunner
 from edge.worker.service import Worker
-from rules.journey_defs import ENTRY_DATE, ENTRY_EVENT, ENTRY_INACTIVE, JourneyDef
+from rules.journey_defs import ENTRY_CATALOG, ENTRY_DATE, ENTRY_EVENT, ENTRY_INACTIVE, JourneyDef
 from rules.journey_schema import END
 from rules.journeys import (COMPLETED, DEFERRED, DROPPED, ENTERED, EXITED, GOAL, SKIPPED_LATE,
                             Change, PersonJourneys, StepRecord)
@@ -83,10 +84,13 @@ class Recorded:
     """One recorded event: as a client would send it, and when the edge received it."""
 
     at: int                          # the edge's clock when it came in (epoch ms)
-    event: WireEvent
+    event: WireEvent | None          # None for a catalog change
     source: str                      # where it was read, for messages: "file.jsonl:3"
     profile_id: str | None = None    # the profile the live edge stored it under
     site: str | None = None
+    # a product's price drop or return to stock, as the live stream recorded it: it
+    # enrols the product's recent viewers in the catalog entries
+    change: streams.CatalogChange | None = None
 
 
 def parse_moment(text: str, zone_name: str, what: str, end_of_day: bool = False) -> int:
@@ -184,22 +188,29 @@ _CLIENT_FIELDS = ("type", "messageId", "anonymousId", "userId", "previousId", "g
 
 
 def events_from_stream(redis_url: str, stream_key: str, start_ms: int, end_ms: int) -> list[Recorded]:
-    """The accepted events of the live stream appended within the window, read-only.
+    """The accepted events of the live stream received within the window, read-only.
 
     Its records are normalized already: each is replayed as the client's event it was
     made from, on the profile it was stored under (the edge's own records, exposures
-    and the like, are left out: the replay makes its own)."""
+    and the like, are left out: the replay makes its own). The window is read from the
+    events' own `receivedAt`, not from the entry ids: an id is Redis's clock at the
+    append, which is not the edge's where the edge keeps another time (a host's skew,
+    a simulated clock), so the whole stream (capped in length) is read."""
     client = redis.Redis.from_url(redis_url)
     found: list[Recorded] = []
     try:
-        low: str = str(start_ms)
+        low: str = "-"
         while True:
-            page = client.xrange(stream_key, low, f"{end_ms}-18446744073709551615", STREAM_PAGE)
+            page = client.xrange(stream_key, low, "+", STREAM_PAGE)
             for entry_id, fields in page:
                 text_id = entry_id.decode()
                 try:
                     record = streams.decode(fields)
                 except (msgspec.ValidationError, ValueError):
+                    continue
+                if isinstance(record, streams.CatalogChange):
+                    if start_ms <= record.timestamp <= end_ms:
+                        found.append(Recorded(record.timestamp, None, text_id, change=record))
                     continue
                 if not isinstance(record, streams.Event) or not isinstance(record.event, dict):
                     continue
@@ -207,6 +218,8 @@ def events_from_stream(redis_url: str, stream_key: str, start_ms: int, end_ms: i
                 where = f"{stream_key} {text_id}"
                 wanted = {k: normalized[k] for k in _CLIENT_FIELDS if normalized.get(k) is not None}
                 event, at = _wire_event(wanted, where)
+                if not start_ms <= at <= end_ms:
+                    continue
                 site = normalized.get("site")
                 found.append(Recorded(at, event, where, record.profile_id or None,
                                       site if isinstance(site, str) else None))
@@ -315,11 +328,19 @@ def find_journey(settings: Settings, journey_id: str,
 
 
 def _only(settings: Settings, journey: JourneyDef, folder: Path) -> Settings:
-    """The settings with a journeys folder holding this journey alone."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{journey.id}.yaml").write_text(journey.document, encoding="utf-8")
-    automation = msgspec.structs.replace(settings.automation, journeys=str(folder.resolve()))
-    return msgspec.structs.replace(settings, automation=automation)
+    """The settings with a journeys folder holding this journey alone, and the scenario
+    pack's rules without its journeys."""
+    journeys = folder / "journeys"
+    journeys.mkdir(parents=True, exist_ok=True)
+    (journeys / f"{journey.id}.yaml").write_text(journey.document, encoding="utf-8")
+    automation = msgspec.structs.replace(settings.automation, journeys=str(journeys.resolve()))
+    pack = folder / "scenarios"
+    for path in rule_files(settings.rules_dir, settings.scenarios_dir):
+        if path.is_relative_to(settings.scenarios_dir):
+            target = pack / path.relative_to(settings.scenarios_dir)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+    return msgspec.structs.replace(settings, automation=automation, scenarios=str(pack.resolve()))
 
 
 class _RecordingRunner(JourneyRunner):
@@ -348,7 +369,7 @@ def simulate(settings: Settings, journey_id: str, start_ms: int, end_ms: int,
     journey = find_journey(settings, journey_id, rulebook)
     with tempfile.TemporaryDirectory(prefix="kairos-simulate-") as scratch:
         folder = Path(scratch)
-        scratch_settings = _only(settings, journey, folder / "journeys")
+        scratch_settings = _only(settings, journey, folder)
         server = EmbeddedRedis(folder / "redis", persistent=False)
         url = server.start()
         try:
@@ -426,6 +447,10 @@ class _Replay:
     async def replay(self, recorded: Recorded) -> str | None:
         """One event through the edge and the worker: None, or why ingest refused it."""
         await self.advance(recorded.at)
+        if recorded.change is not None:  # the stream's own entry id, acknowledged as live
+            await self.worker.handle_entries([Entry(recorded.source, recorded.change)])
+            return None
+        assert recorded.event is not None
         caller = self.caller(recorded.site)
         try:
             incoming = normalize(msgspec.structs.replace(recorded.event), caller,
@@ -479,15 +504,18 @@ async def _replay(settings: Settings, url: str, journey: JourneyDef, start_ms: i
             elif problem is not None:
                 rejected.append(problem)
         await replay.advance(end_ms)
+        changes = sum(1 for e in inside if e.change is not None)
         return await _report(replay, journey, start_ms, end_ms,
-                             len(inside) - len(rejected), duplicates,
-                             sum(1 for e in events if not start_ms <= e.at <= end_ms), rejected)
+                             len(inside) - changes - len(rejected), duplicates,
+                             sum(1 for e in events if not start_ms <= e.at <= end_ms), rejected,
+                             changes)
     finally:
         await replay.close()
 
 
 async def _report(replay: _Replay, journey: JourneyDef, start_ms: int, end_ms: int,
-                  replayed: int, duplicates: int, outside: int, rejected: list[str]) -> Report:
+                  replayed: int, duplicates: int, outside: int, rejected: list[str],
+                  changes: int) -> Report:
     worker = replay.worker
     counted = (await worker.journey_store.stats([journey.id]))[journey.id]
     order = [ENTRY_STEP, *(step.id for step in journey.steps), END]
@@ -538,9 +566,12 @@ async def _report(replay: _Replay, journey: JourneyDef, start_ms: int, end_ms: i
     goals = len(named[GOAL])
     running = sum(found.get(WAITING, 0) for found in counted.values())
     notes = []
-    if journey.entry.kind not in (ENTRY_EVENT, ENTRY_INACTIVE, ENTRY_DATE):
+    if journey.entry.kind not in (ENTRY_EVENT, ENTRY_INACTIVE, ENTRY_DATE, ENTRY_CATALOG):
         notes.append(f"this journey's entry ({journey.entry.kind}) does not come from events: "
                      f"nobody enters it in a replay")
+    elif journey.entry.kind == ENTRY_CATALOG and not changes:
+        notes.append("this journey's entry comes from catalog changes, which the live "
+                     "stream records (a file of events does not): none were replayed")
     return Report(
         journey=journey.id, version=journey.version, start=start_ms, end=end_ms,
         zone=replay.settings.sites[replay.site_name].timezone, events=replayed,
