@@ -1,4 +1,5 @@
-"""The `kairos` command: serve, check, import, simulate."""
+"""The `kairos` command: serve, worker, check, import (catalog, events), simulate, export,
+lookalike."""
 
 from __future__ import annotations
 
@@ -76,6 +77,30 @@ def main(argv: list[str] | None = None) -> int:
     catalog.add_argument("--data-dir", default="var", help="the embedded Redis's data (default ./var)")
     catalog.add_argument("--batch-size", type=int, default=500, help="products per write (default 500)")
     catalog.add_argument("--strict", action="store_true", help="exit 1 if any row was rejected")
+    events = what.add_parser(
+        "events", help="backfill history: events from another system",
+        description="Import past events (a CRM's traits, loyalty points, a till's purchases, "
+                    "tickets, registrations) from CSV or JSON Lines, optionally .gz, through "
+                    "the edge's own checks and pipeline, at the events' own times. Imported "
+                    "events deliver nothing and start, end or advance no journey. Bad rows "
+                    "are skipped and listed; the exit status is 0 when the file was read (1 "
+                    "with --strict if any row was rejected), 1 when the file or Redis cannot "
+                    "be used.")
+    events.add_argument("file", help="the events file (.csv, .jsonl or .ndjson, optionally .gz)")
+    events.add_argument("--format", choices=["csv", "jsonl"], default=None,
+                        help="the file's format (default: from its extension)")
+    events.add_argument("--site", default=None,
+                        help="the site the events belong to (default: the first in kairos.yaml)")
+    events.add_argument("--config", default="config", help="configuration folder (default ./config)")
+    events.add_argument("--redis", metavar="URL", default=None,
+                        help="external Redis (default: the embedded one, as serve uses it)")
+    events.add_argument("--data-dir", default="var", help="the embedded Redis's data (default ./var)")
+    events.add_argument("--batch-size", type=int, default=500,
+                        help="rows handed to the pipeline at once (default 500)")
+    events.add_argument("--rejects", metavar="FILE", default=None,
+                        help="write every rejected row here, one JSON object a line")
+    events.add_argument("--strict", action="store_true", help="exit 1 if any row was rejected")
+    events.add_argument("--quiet", action="store_true", help="no progress bar")
 
     exporting = commands.add_parser("export", help="send data out of the edge",
                                     description="Export data from the edge's Redis.")
@@ -103,6 +128,32 @@ def main(argv: list[str] | None = None) -> int:
     audience.add_argument("--redis", metavar="URL", default=None,
                           help="external Redis (default: the embedded one, as serve uses it)")
     audience.add_argument("--data-dir", default="var", help="the embedded Redis's data (default ./var)")
+
+    lookalike = commands.add_parser(
+        "lookalike", help="the people who look like a segment's members",
+        description="Train a model (scikit-learn) of the seed segment's members against a "
+                    "sample of everyone else, on what their profiles hold (recency, visits, "
+                    "the rules' order and spend aggregates, categories viewed, channels); "
+                    "score everyone else with an email or a phone, and write the top --size "
+                    "as a stored segment that `kairos export audience` and the worker's "
+                    "audiences export. With --export, export it at once.")
+    lookalike.add_argument("--seed", required=True, help="the segment to grow (rules' or stored)")
+    lookalike.add_argument("--size", type=int, required=True, help="how many people to write")
+    lookalike.add_argument("--name", default=None,
+                           help="the stored segment written (default SEED-lookalike)")
+    lookalike.add_argument("--sample", type=int, default=None,
+                           help="people outside the seed to train against (default 5 per seed "
+                                "member, at most 50000)")
+    lookalike.add_argument("--export", choices=["google", "meta"], default=None,
+                           help="then export the segment as `kairos export audience` does")
+    lookalike.add_argument("--out", default=None,
+                           help="with --export: file for the requests (default: stdout)")
+    lookalike.add_argument("--send", action="store_true",
+                           help="with --export: send to the audience's folder or API in kairos.yaml")
+    lookalike.add_argument("--config", default="config", help="configuration folder (default ./config)")
+    lookalike.add_argument("--redis", metavar="URL", default=None,
+                           help="external Redis (default: the embedded one, as serve uses it)")
+    lookalike.add_argument("--data-dir", default="var", help="the embedded Redis's data (default ./var)")
 
     simulate = commands.add_parser(
         "simulate", help="replay recorded events through a journey",
@@ -133,11 +184,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "worker":
         return worker_command(args)
     if args.command == "import":
-        return import_catalog_command(args)
+        return import_events_command(args) if args.what == "events" else import_catalog_command(args)
     if args.command == "simulate":
         return simulate_command(args)
     if args.command == "export":
         return export_audience_command(args)
+    if args.command == "lookalike":
+        return lookalike_command(args)
     return check_command(args.config)
 
 
@@ -170,7 +223,7 @@ def check_command(config_dir: str) -> int:
     ruleset = rules.load_ruleset(documents)
     segment_ids = {segment.id for segment in ruleset.segments}
     unknown = [(name, audience.segment) for name, audience in settings.audiences.items()
-               if audience.segment not in segment_ids]
+               if audience.segment not in segment_ids and not audience.stored]
     if unknown:
         from edge.runtime import config_errors
         from edge.runtime.config import CONFIG_FILE_NAME
@@ -407,6 +460,76 @@ def export_audience_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def lookalike_command(args: argparse.Namespace) -> int:
+    import asyncio
+
+    import redis.asyncio as aioredis
+    from redis.exceptions import RedisError
+
+    from edge.pipeline.rulebook import build
+    from edge.store.embedded import EmbeddedRedis
+    from edge.store.profiles import ProfileStore, StoreError
+    from edge.worker.lookalike import LookalikeError, build_lookalike
+    from edge.worker.lookalike.build import check_request
+
+    name = args.name or f"{args.seed}-lookalike"
+    try:
+        settings = load_settings(args.config)
+        active = build(read_documents(settings.rules_dir, settings.scenarios_dir))
+        check_request(active, args.seed, args.size, name, args.sample)
+        if args.export is None and (args.send or args.out is not None):
+            raise LookalikeError("--send and --out are for --export")
+        if args.send and not any(audience.segment == name and audience.format == args.export
+                                 for audience in settings.audiences.values()):
+            raise LookalikeError(f"--send: no audience in kairos.yaml exports {name} as "
+                                 f"{args.export} (segment: {name}, stored: true)")
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except rules.RulesInvalid as invalid:
+        print("\n".join(str(problem) for problem in invalid.problems), file=sys.stderr)
+        return 1
+    except LookalikeError as exc:
+        print(f"kairos lookalike: {exc}", file=sys.stderr)
+        return 1
+    redis_url = args.redis or EmbeddedRedis.running_url(Path(args.data_dir) / "redis")
+    if redis_url is None:
+        print(f"kairos lookalike: no Redis: pass --redis, or start `kairos serve` on "
+              f"{args.data_dir} first", file=sys.stderr)
+        return 1
+    site = next(iter(settings.sites.values()), None)
+
+    async def run() -> Any:
+        client = aioredis.from_url(redis_url, decode_responses=False)
+        store = ProfileStore(client, settings, redis_url)
+        try:
+            return await build_lookalike(
+                client, store, active, site.consent_defaults if site else {}, args.seed,
+                args.size, name, int(time.time() * 1000), sample=args.sample)
+        finally:
+            store.batcher.close()
+            await client.aclose()
+
+    try:
+        report = asyncio.run(run())
+    except LookalikeError as exc:
+        print(f"kairos lookalike: {exc}", file=sys.stderr)
+        return 1
+    except (RedisError, OSError, StoreError) as exc:
+        print(f"kairos lookalike: Redis: {exc}", file=sys.stderr)
+        return 1
+    # the export's requests may go to stdout: the report then goes beside its own
+    out = args.out or "-"
+    requests_on_stdout = args.export is not None and not args.send and out == "-"
+    print("\n".join(report.lines()), file=sys.stderr if requests_on_stdout else sys.stdout)
+    if args.export is None:
+        return 0
+    return export_audience_command(argparse.Namespace(
+        segment=name, format=args.export, name=None, out=out, send=args.send,
+        full=False, dry_run=False, config=args.config, redis=redis_url,
+        data_dir=args.data_dir))
+
+
 def import_catalog_command(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -416,7 +539,6 @@ def import_catalog_command(args: argparse.Namespace) -> int:
     from edge.catalog.feed import (Feed, FeedError, ProgressBar, Summary, import_feed,
                                      print_summary)
     from edge.store.catalog import CatalogError, CatalogStore
-    from edge.store.embedded import EmbeddedRedis
 
     try:
         settings = load_settings(args.config)
@@ -429,21 +551,12 @@ def import_catalog_command(args: argparse.Namespace) -> int:
     except FeedError as exc:
         print(exc, file=sys.stderr)
         return 1
-    embedded = None
-    redis_url = args.redis
-    if redis_url is None:
-        # The server `kairos serve` runs on this data dir, if any: two servers on one
-        # append-only file would corrupt it, and the running edge sees the products at once.
-        data_dir = Path(args.data_dir) / "redis"
-        redis_url = EmbeddedRedis.running_url(data_dir)
-        if redis_url is None:
-            embedded = EmbeddedRedis(data_dir)
-            try:
-                redis_url = embedded.start()
-            except RuntimeError as exc:
-                feed.close()
-                print(exc, file=sys.stderr)
-                return 1
+    try:
+        redis_url, embedded = _import_redis(args)
+    except RuntimeError as exc:
+        feed.close()
+        print(exc, file=sys.stderr)
+        return 1
 
     async def run() -> Summary:
         client = aioredis.from_url(redis_url, decode_responses=False)
@@ -467,6 +580,101 @@ def import_catalog_command(args: argparse.Namespace) -> int:
     if summary.error:
         return 1
     return 1 if args.strict and summary.rejected else 0
+
+
+def _import_redis(args: argparse.Namespace) -> tuple[str, Any]:
+    """The Redis an import writes to: --redis, else the one `kairos serve` runs on the data
+    dir (two servers on one append-only file would corrupt it, and the running edge sees
+    what is imported at once), else an embedded one started for the import, returned too
+    so that the caller stops it. Raises RuntimeError when none can be started."""
+    from edge.store.embedded import EmbeddedRedis
+
+    if args.redis is not None:
+        return args.redis, None
+    data_dir = Path(args.data_dir) / "redis"
+    running = EmbeddedRedis.running_url(data_dir)
+    if running is not None:
+        return running, None
+    embedded = EmbeddedRedis(data_dir)
+    return embedded.start(), embedded
+
+
+def import_events_command(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from redis.exceptions import RedisError
+    from tqdm import tqdm
+
+    from edge.ingest.event_file import EventFile, EventFileError
+    from edge.pipeline.importer import (Report, import_events, importer_caller, pipeline_on,
+                                        print_report)
+    from edge.runtime.clock import SystemClock
+    from edge.store.catalog import CatalogError
+    from edge.store.profiles import StoreError
+
+    name = "kairos import events"
+    try:
+        settings = load_settings(args.config)
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    site = args.site or next(iter(settings.sites), None)
+    if site not in settings.sites:
+        known = ", ".join(settings.sites) or "none"
+        print(f"{name}: --site: no site {site!r} in kairos.yaml (sites: {known})", file=sys.stderr)
+        return 1
+    path = Path(args.file)
+    try:
+        source = EventFile(path, args.format)  # fails before Redis starts
+    except EventFileError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 1
+    rejects = None
+    embedded = None
+    try:
+        if args.rejects is not None:
+            rejects = open(args.rejects, "wb")
+        redis_url, embedded = _import_redis(args)
+    except (OSError, RuntimeError) as exc:
+        source.close()
+        if rejects is not None:
+            rejects.close()
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 1
+    bar = tqdm(total=source.size, desc=f"importing {path.name}", unit="B", unit_scale=True,
+               unit_divisor=1024, file=sys.stderr,
+               disable=args.quiet or not sys.stderr.isatty())
+
+    def progress(position: int, report: Report) -> None:
+        bar.update(max(0, position - bar.n))
+        bar.set_postfix(rows=report.read, imported=report.imported, rejected=report.rejected)
+
+    async def run() -> Report:
+        clock = SystemClock()
+        async with pipeline_on(settings, redis_url, clock) as pipeline:
+            return await import_events(source, pipeline, importer_caller(settings, site),
+                                       settings.limits, max(1, args.batch_size), progress,
+                                       rejects)
+
+    try:
+        report = asyncio.run(run())
+    except rules.RulesInvalid as invalid:
+        print("\n".join(str(problem) for problem in invalid.problems), file=sys.stderr)
+        return 1
+    except (RedisError, OSError, StoreError, CatalogError) as exc:
+        print(f"{name}: Redis: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        bar.close()
+        source.close()
+        if rejects is not None:
+            rejects.close()
+        if embedded is not None:
+            embedded.stop()
+    print_report(report, os.fspath(path), sys.stdout, args.rejects)
+    if report.error:
+        return 1
+    return 1 if args.strict and report.rejected else 0
 
 
 if __name__ == "__main__":

@@ -64,6 +64,8 @@ RUNTIME_NAMES: dict[str, object] = {
     "_round": runtime.fn_round,
     "_days_since": runtime.fn_days_since,
     "_hours_since": runtime.fn_hours_since,
+    "_distance": runtime.fn_distance,
+    "_near": runtime.fn_near,
     "_summand": runtime.summand,
     "_compress": compress,
     "_NAN": math.nan,  # stands in for "not a number": every ordering with it is false
@@ -87,6 +89,7 @@ _SIMPLE_FUNCTIONS = {
     "min": "_min",
     "max": "_max",
     "round": "_round",
+    "distance": "_distance",
 }
 
 # Canonical path keys: ("event", ...), ("profile", ...), ("context", ...) are
@@ -591,7 +594,7 @@ class Emitter:
     def _call(self, node: Call, depth: int) -> tuple[str, bool]:
         hoisted = self.scope.value_names.get(hoist_key(node))  # type: ignore[arg-type]
         if hoisted is not None:
-            return hoisted, node.name == "exists"
+            return hoisted, node.name in ("exists", "near")
         name = node.name
         if name == "exists":
             argument = node.args[0]
@@ -609,6 +612,10 @@ class Emitter:
         args = ", ".join(self._value(arg, depth) for arg in node.args)
         if name in ("days_since", "hours_since"):
             return f"_{name}({args}, now)", False
+        if name == "near":
+            # reads the location the `location` root names, and the clock
+            location = self.scope.access(ROOT_PATHS["location"], depth + 1)
+            return f"_near({location}, now, {args})", True
         return f"{_SIMPLE_FUNCTIONS[name]}({args})", False
 
 

@@ -39,12 +39,13 @@ SEGMENT_SEMANTIC_EVENTS = frozenset({
 
 # What the edge, its snippet and the delivering channels send: engagement with
 # messages ("<channel> <what happened>", edge/ingest/engagement.py), consent, push
-# subscriptions, experiment exposures, queued messages and catalog changes.
+# subscriptions, experiment exposures, queued messages, catalog changes and logins on
+# a shop's hotspot (edge/ingest/location.py).
 ENGAGEMENT_CHANNELS = ("Message", "Push", "Email", "SMS", "WhatsApp")
 ENGAGEMENT_KINDS = ("Shown", "Delivered", "Opened", "Clicked", "Dismissed")
 EDGE_EVENTS = frozenset(
     {f"{channel} {kind}" for channel, kind in product(ENGAGEMENT_CHANNELS, ENGAGEMENT_KINDS)}
     | {"Consent Updated", "Push Subscribed", "Experiment Viewed", "Message Queued",
-       "product_price_dropped", "product_back_in_stock"})
+       "product_price_dropped", "product_back_in_stock", "Hotspot Login"})
 
 KNOWN_EVENTS = ECOMMERCE_EVENTS | SEGMENT_SEMANTIC_EVENTS | EDGE_EVENTS

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .definitions import Origin, Template, Trigger
+from .names import CATALOG_LISTS
 from .expression import CompiledExpression
 
 # How an entry finds people.
@@ -87,6 +88,7 @@ class Step:
     minute: int | None = None
     days: frozenset[str] | None = None
     date: Condition | None = None
+    moment: Condition | None = None      # `at`: a moment (ISO time with its offset, epoch ms)
     offset_ms: int = 0
     best_hour: bool = False
     fallback_hour: int = 10
@@ -137,9 +139,15 @@ class JourneyDef:
     # runs of another version: old step id -> this version's step id ("*": same ids)
     migrate: dict[str, str] = field(default_factory=dict)
     document: str = field(default="", repr=False)  # the text it was read from, kept per version
+    catalog_lists: frozenset[str] = field(default=frozenset(), init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_steps", {step.id: step for step in self.steps})
+        # the catalog lists its messages read (`cross_sell`, ...): the worker fetches
+        # them only for a send of a journey that names one
+        templates = [t for step in self.steps for t in step_templates(step)]
+        object.__setattr__(self, "catalog_lists", frozenset(
+            name for template in templates for name in template.names if name in CATALOG_LISTS))
 
     def step(self, step_id: str | None) -> Step | None:
         return self._steps.get(step_id)  # type: ignore[attr-defined]
@@ -147,3 +155,11 @@ class JourneyDef:
     @property
     def first(self) -> str | None:
         return self.steps[0].id if self.steps else None
+
+
+def step_templates(step: Step) -> list[Template]:
+    """The templates a step renders: a send's fields and link, a webhook's url and body."""
+    found: list[Template | None] = [step.url, step.body]
+    if step.send is not None:
+        found += [*step.send.fields.values(), step.send.link]
+    return [template for template in found if template is not None]

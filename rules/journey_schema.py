@@ -66,7 +66,7 @@ STEP_KINDS = ("wait", "wait_until", "wait_for", "if", "split", "send", "set", "t
               "exit", "goto")
 STEP_KEYS = ("id", *STEP_KINDS, "late", "then", "else", "timeout", "on_timeout", "holdout",
              "paths", "description")
-WAIT_UNTIL_KEYS = ("time", "days", "date", "offset", "best_send_hour", "fallback")
+WAIT_UNTIL_KEYS = ("time", "days", "date", "at", "offset", "best_send_hour", "fallback")
 WAIT_FOR_KEYS = ("on", "when")
 SEND_KEYS = ("channel", "channels", "title", "body", "link", "purpose", "on_hold")
 WEBHOOK_KEYS = ("url", "body")
@@ -480,16 +480,21 @@ class _JourneyReader:
             fields["days"] = frozenset(days)
         if "date" in found:
             fields["date"] = self.condition(found["date"][1], "date")
+        if "at" in found:
+            fields["moment"] = self.condition(found["at"][1], "at")
+            taken = [key for key in ("time", "days", "date", "best_send_hour") if key in found]
+            if taken:
+                self.report(found["at"][0], f"at names a moment of its own: not with {taken[0]}")
         if "offset" in found:
-            if "date" not in found:
-                self.report(found["offset"][0], "offset needs a date")
+            if "date" not in found and "at" not in found:
+                self.report(found["offset"][0], "offset needs a date or a moment (at)")
             fields["offset_ms"] = self.duration(found["offset"][1], "offset", allow_negative=True)
         if "best_send_hour" in found:
             fields["best_hour"] = scalar_value(found["best_send_hour"][1]) is True
         if "fallback" in found:
             fields["fallback_hour"] = self.whole(found["fallback"][1], "fallback", 0, 23)
         if not fields:
-            self.report(node, "wait_until needs a time, days, a date or best_send_hour")
+            self.report(node, "wait_until needs a time, days, a date, a moment (at) or best_send_hour")
         if fields.get("best_hour") and "minute" in fields:
             self.report(node, "wait_until takes either a time or best_send_hour, not both")
         return fields

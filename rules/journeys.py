@@ -20,6 +20,8 @@ Invariants the worker and the tests rely on:
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -308,14 +310,16 @@ def _step(journey: JourneyDef, step: Step, advance: Advance, now: int, facts: Fa
         run.wake_at = run.since + step.duration_ms
         return None
     if kind == "wait_until":
-        run.wake_at = wait_until(step, now, facts)
+        # its moment belongs to the run: read from the event the run began with
+        run.wake_at = wait_until(step, now, facts, {"properties": run.data})
         return None
     if kind == "wait_for":
         run.wake_at = run.since + step.timeout_ms
         return None
     if kind == "if":
         assert step.condition is not None
-        taken = holds(step.condition, event, facts, now)
+        # woken by a timer, `event` is the one the run began with (as in the templates)
+        taken = holds(step.condition, event or {"properties": run.data}, facts, now)
         target = (step.then or following) if taken else (step.otherwise or following)
         advance.records.append(_record(journey, run, step.id, BRANCHED, now,
                                        reason="yes" if taken else "no"))
@@ -421,12 +425,17 @@ def next_allowed(why: Outcome, person: Person, checks: SendChecks, now: int) -> 
     return None
 
 
-def wait_until(step: Step, now: int, facts: Facts) -> int:
-    """The next moment at or after `now` that the step names, on the person's clock."""
+def wait_until(step: Step, now: int, facts: Facts,
+               event: Mapping[str, Any] | None = None) -> int:
+    """The next moment at or after `now` that the step names, on the person's clock.
+    `event`: what `event` means in its expressions (the run's entry event)."""
     zone = zone_named(facts.zone)
     local = datetime.fromtimestamp(now / 1000, zone)
+    if step.moment is not None:
+        at = moment_ms(evaluate(step.moment, event, facts, now))
+        return now if at is None else max(now, at + step.offset_ms)  # none: go on at once
     if step.date is not None:
-        value = evaluate(step.date, None, facts, now)
+        value = evaluate(step.date, event, facts, now)
         # whole days move the date (the local hour stays across a DST change), the rest is added
         days, rest_ms = divmod(step.offset_ms, DAY_MS)
         day = shifted_date(value, days) if value is not None else None
@@ -451,6 +460,25 @@ def wait_until(step: Step, now: int, facts: Facts) -> int:
         if at >= now - now % MINUTE_MS:
             return max(at, now)
     return now + DAY_MS  # unreachable with a valid day set: a day later, try again
+
+
+def moment_ms(value: Any) -> int | None:
+    """Epoch ms of a moment: ISO text that names its offset ("2026-05-04T18:00:00+02:00",
+    "...Z"), or epoch milliseconds. A time without an offset is no moment: which zone it
+    meant is not known."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return int(value)
+    if not isinstance(value, str):
+        return None
+    try:
+        found = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if found.tzinfo is None:
+        return None
+    return int(found.timestamp() * 1000)
 
 
 def _steps_done(journey: JourneyDef, advance: Advance, now: int) -> Advance:
@@ -492,7 +520,8 @@ def _arm(journey: JourneyDef, step: Step, profile_id: str) -> str:
 
 def _scope(run: Run, facts: Facts) -> RenderScope:
     profile = facts.profile
-    return RenderScope({"profile": profile, "traits": profile.get("traits") or {},
+    return RenderScope({**(profile.get("catalog") or {}),  # the lists the worker fetched
+                        "profile": profile, "traits": profile.get("traits") or {},
                         "cart": profile.get("cart") or {}, "event": {"properties": run.data},
                         "journey": {"id": run.journey, "run": run.id}},
                        facts.locale, facts.zone)
@@ -690,6 +719,11 @@ class JourneyBook:
         for name, run in state.runs.items():
             journey = self._follow(run, change, name)
             if journey is None:
+                continue
+            # a run per key (per order, per cart, per event) hears the events of its own
+            # key, and those that name none
+            if journey.run_key is not None and \
+                    self.run_key(journey, event, facts, now) not in ("-", run.key):
                 continue
             advance = on_event(journey, change.runs.get(name, run), event, now, facts)
             if advance is not None:

@@ -14,6 +14,9 @@ ROOT_PATHS: dict[str, tuple[str, ...]] = {
     # Product lists from the catalog, read for the person before the rules run (only
     # the lists the rules name): see CATALOG_LISTS.
     "catalog": ("profile", "catalog"),
+    # Where the person is as the edge last placed them (an app's `context.location`, a
+    # shop hotspot's login), with the shop whose fence holds it: see rules/geo.py.
+    "location": ("profile", "location"),
 }
 # What `catalog.<list>` may name: recently viewed products with current prices, products
 # often bought with what is in the cart, and dearer products of the last viewed category.
@@ -38,9 +41,12 @@ FUNCTION_ARITY: dict[str, tuple[int, int | None]] = {
     "days_since": (1, 1),
     "hours_since": (1, 1),
     "exists": (1, 1),
+    "distance": (4, 4),
+    "near": (1, 2),
 }
-# Functions that read the clock (the `now` passed to decide).
-CLOCK_FUNCTIONS = frozenset({"days_since", "hours_since"})
+# Functions that read the clock (the `now` passed to decide); `near` also reads the
+# profile's location, so it is refused wherever the clock is.
+CLOCK_FUNCTIONS = frozenset({"days_since", "hours_since", "near"})
 
 # Aggregate kinds whose value is a number even when nothing happened in the window,
 # so a missing value reads as 0 rather than null.
@@ -66,4 +72,4 @@ KNOWN_FIELD_KINDS: dict[tuple[str, str], str] = {
 }
 # What a function's value always is ("exists" is never null; the others are null
 # for an argument they cannot take, so only these are certain).
-FUNCTION_KINDS: dict[str, str] = {"exists": "bool"}
+FUNCTION_KINDS: dict[str, str] = {"exists": "bool", "near": "bool"}

@@ -7,6 +7,7 @@ It assumes the expression already passed rules.analysis.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -118,6 +119,8 @@ class _Evaluator:
             return self.index(env.profile, "cart")
         if node.name == "catalog":
             return self.index(env.profile, "catalog")
+        if node.name == "location":
+            return self.index(env.profile, "location")
         if node.name == "segments":
             return env.segments
         if node.name == "now":
@@ -273,7 +276,41 @@ class _Evaluator:
                 return (self.env.now - first) / unit  # type: ignore[operator]
             except OverflowError:
                 return None
+        if name == "distance":
+            return self.great_circle(*args)
+        if name == "near":
+            return self.near(*args)
         raise AssertionError(f"function {name} should have been rejected by analysis")
+
+    @staticmethod
+    def great_circle(lat1: object, lon1: object, lat2: object, lon2: object) -> object:
+        """Haversine on a sphere of 6,371,008.8 m, as docs/rules-language.md states it."""
+        def within(value: object, limit: float) -> bool:
+            return _kind(value) == "number" and -limit <= value <= limit  # type: ignore[operator]
+
+        if not (within(lat1, 90) and within(lat2, 90) and within(lon1, 180)
+                and within(lon2, 180)):
+            return None
+        phi1, phi2 = math.radians(lat1), math.radians(lat2)  # type: ignore[arg-type]
+        a = (math.sin((phi2 - phi1) / 2) ** 2
+             + math.cos(phi1) * math.cos(phi2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2)  # type: ignore[operator]
+        return 2 * 6_371_008.8 * math.asin(math.sqrt(min(1.0, a)))
+
+    def near(self, shop: object, within: object = 15 * 60_000) -> bool:
+        """The location names that shop ("any": some shop) and is at most `within` old."""
+        location = self.index(self.env.profile, "location")
+        found = self.index(location, "shop")
+        if _kind(shop) != "string" or _kind(found) != "string":
+            return False
+        if shop != "any" and shop != found:
+            return False
+        at, now = self.index(location, "at"), self.env.now
+        if {_kind(at), _kind(now), _kind(within)} != {"number"}:
+            return False
+        try:
+            return now - at <= within  # type: ignore[operator]
+        except OverflowError:
+            return False
 
     @staticmethod
     def extreme(name: str, args: list) -> object:

@@ -12,6 +12,8 @@ import math
 
 import orjson
 
+from .geo import distance_m
+
 
 def is_number(value: object) -> bool:
     kind = value.__class__
@@ -246,6 +248,32 @@ def fn_days_since(since: object, now: object) -> object:
 
 def fn_hours_since(since: object, now: object) -> object:
     return _elapsed(since, now, 3_600_000)
+
+
+fn_distance = distance_m  # metres on the Earth's mean sphere, null for a bad point
+
+# How long a stored location still places the person where it was, unless `near` is
+# told otherwise: long enough for a visit, short enough that yesterday's is not now.
+NEAR_WITHIN_MS = 15 * 60_000
+ANY_SHOP = "any"
+
+
+def fn_near(location: object, now: object, shop: object,
+            within: object = NEAR_WITHIN_MS) -> bool:
+    """`near(shop)`: the person's location (profile.location, as the edge keeps it) lies
+    in that shop's fence ("any": in some shop's) and is at most `within` ms old."""
+    if location.__class__ is not dict or shop.__class__ is not str:
+        return False
+    found = location.get("shop")  # type: ignore[attr-defined]
+    if found.__class__ is not str or (shop != ANY_SHOP and found != shop):
+        return False
+    at = location.get("at")  # type: ignore[attr-defined]
+    if not (is_number(at) and is_number(now) and is_number(within)):
+        return False
+    try:
+        return now - at <= within  # type: ignore[operator]
+    except OverflowError:  # an int too large for a float meeting a float
+        return False
 
 
 # -- rendering -------------------------------------------------------------

@@ -130,6 +130,43 @@ def test_waits_until_a_local_time_weekday_best_hour_or_profile_date(step, zone, 
     assert wait_until(found.steps[0], ms(now), person) == ms(expected)
 
 
+@pytest.mark.parametrize("moment, offset, expected", [
+    ("2026-03-05T18:00:00+01:00", "-1d", "2026-03-04T17:00:00"),
+    ("2026-03-05T17:00:00Z", "-1h", "2026-03-05T16:00:00"),
+    (1772730000000, "2h", "2026-03-05T19:00:00"),         # epoch ms: 17:00 UTC
+    ("2026-03-05T18:00:00", "-1h", "2026-03-02T07:00:00"),  # no offset: no moment, at once
+    ("soon", "-1h", "2026-03-02T07:00:00"),
+    (None, "-1h", "2026-03-02T07:00:00"),
+    ("2026-03-01T18:00:00+01:00", "1h", "2026-03-02T07:00:00"),  # passed: at once
+])
+def test_waits_until_a_moment_of_the_entry_event(moment, offset, expected):
+    found = journey("id: j\nentry: {on: A}\nsteps:\n"
+                    f"  - {{id: w, wait_until: {{at: event.properties.starts_at, offset: {offset}}}}}\n")
+
+    def ms(text: str) -> int:
+        return int(datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp() * 1000)
+    now = ms("2026-03-02T07:00:00")
+    event = {"properties": {"starts_at": moment}}
+    assert wait_until(found.steps[0], now, facts(now), event) == ms(expected)
+
+
+def test_a_run_per_key_hears_only_the_events_of_its_key():
+    text = ("id: j\nentry: {on: Registered}\nrun_key: event.properties.event_id\nmax_runs: 3\n"
+            "reentry: always\nexit:\n  - on: Cancelled\nsteps:\n  - {id: w, wait: 30d}\n")
+    book = JourneyBook([journey(text)])
+    state = PersonJourneys()
+    for event_id in ("e-1", "e-2"):
+        change = book.on_event(state, {"type": "track", "event": "Registered",
+                                       "properties": {"event_id": event_id}}, facts(T0), T0)
+        state.runs.update(change.runs)
+        state.entries.update(change.entries)
+    cancel = book.on_event(state, {"type": "track", "event": "Cancelled",
+                                   "properties": {"event_id": "e-2"}}, facts(T0), T0)
+    assert [run.key for run in cancel.runs.values() if run.ended] == ["e-2"]
+    everything = book.on_event(state, {"type": "track", "event": "Cancelled"}, facts(T0), T0)
+    assert sorted(run.key for run in everything.runs.values() if run.ended) == ["e-1", "e-2"]
+
+
 def test_reentry_after_a_while_and_at_most_n_runs_at_once():
     text = ("id: j\nentry: {on: A}\nrun_key: event.properties.cart\nreentry: 1d\nmax_runs: 2\n"
             "steps:\n  - {id: w, wait: 30d}\n")

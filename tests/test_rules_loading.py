@@ -420,7 +420,7 @@ def test_load_ruleset_raises_with_all_problems() -> None:
         )
     assert [str(p) for p in caught.value.problems] == [
         "bad.yaml:4:11: unknown name 'foo'; expected one of: agg, aggregates, cart, catalog, context, "
-        "ctx, event, local, now, profile, segments, traits"
+        "ctx, event, local, location, now, profile, segments, traits"
     ]
     assert str(caught.value) == str(caught.value.problems[0])
 

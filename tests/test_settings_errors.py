@@ -24,7 +24,8 @@ CASES = [
      "4:31: sites.b.origins[1] must be text, not a whole number"),
     ("sites:\n  a:\n    colour: red\n",
      "3:5: unknown setting 'colour' in sites.a; expected one of: name, write_keys, origins, "
-     "user_hash_secret, timezone, cookie_domain, vapid_public_key, consent_defaults, email_from"),
+     "user_hash_secret, timezone, cookie_domain, vapid_public_key, consent_defaults, email_from, "
+     "shops"),
     ("sites: [a, b]\n", "1:8: sites must be a mapping, not a list"),
     ("demo:\n  enabled: yes please\n", "2:12: demo.enabled must be true or false, not text"),
     # a secret key is shown by its first four characters only

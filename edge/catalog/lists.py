@@ -2,12 +2,14 @@
 template names it.
 
 recent_products: the products the person viewed last, with current prices;
-cross_sell: products most often bought together with what is in the cart;
+cross_sell: products most often bought together with what is in the cart (for a
+journey's message, else with the order its run began with);
 upsell: same category as the last viewed product, a higher price tier, in stock.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from rules.names import CATALOG_LISTS
@@ -16,8 +18,10 @@ CATALOG_NAMES = frozenset(CATALOG_LISTS)
 SHOWN = 4  # products per list: what a slot or message has room for
 
 
-async def catalog_variables(catalog: Any, profile: dict[str, Any],
-                            needed: set[str]) -> dict[str, Any]:
+async def catalog_variables(catalog: Any, profile: dict[str, Any], needed: set[str],
+                            bought: Sequence[str] = ()) -> dict[str, Any]:
+    """`bought`: what cross-sell starts from when the cart is empty (the order a
+    journey's run began with)."""
     found: dict[str, Any] = {}
     recent = profile["recent_products"]
     if "recent_products" in needed:
@@ -26,7 +30,8 @@ async def catalog_variables(catalog: Any, profile: dict[str, Any],
     if "cross_sell" in needed:
         cart_ids = [item["product_id"] for item in profile["cart"].get("items", [])
                     if isinstance(item, dict) and item.get("product_id")]
-        products = await catalog.cross_sell(cart_ids, SHOWN) if cart_ids else []
+        basis = cart_ids or list(bought)
+        products = await catalog.cross_sell(basis, SHOWN) if basis else []
         found["cross_sell"] = [product_view(p) for p in products]
     if "upsell" in needed:
         products = await catalog.upsell(recent[0], SHOWN) if recent else []

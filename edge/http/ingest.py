@@ -8,10 +8,8 @@ order for each person and concurrently across people.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
-from collections import defaultdict
 from typing import Any
 
 from starlette.requests import Request
@@ -20,7 +18,7 @@ from starlette.responses import Response
 from edge.ingest.auth import AuthError, Caller, origin_allowed
 from edge.http import errors
 from edge.http.common import check_json_content_type, header_map, json_response, read_body
-from edge.ingest.normalize import Incoming, normalize
+from edge.ingest.normalize import normalize
 from edge.pipeline.handler import EMPTY_ANSWER, RequestInfo
 from edge.http.state import EdgeState
 from edge.ingest.wire import InputError, batch_decoder, event_decoder
@@ -162,21 +160,8 @@ async def _batch(request: Request, headers: dict[str, str], state: EdgeState) ->
         for i, event in enumerate(payload.batch)
     ]
 
-    by_person: dict[str, list[Incoming]] = defaultdict(list)
-    for item in incoming:
-        by_person[item.primary].append(item)
-    info = _request_info(headers)
-
-    async def run(items: list[Incoming]) -> int:
-        duplicates = 0
-        for item in items:
-            outcome = await state.pipeline.handle(item, caller, info, answered=False)
-            duplicates += outcome.duplicate
-        return duplicates
-
     async with state.batch_deadline():
-        counts = await asyncio.gather(*(run(v) for v in by_person.values()))
-    duplicates = sum(counts)
+        duplicates = await state.pipeline.handle_each(incoming, caller, _request_info(headers))
     state.metrics.events.inc(("batch", "accepted"), len(incoming) - duplicates)
     response = json_response({"success": True, "accepted": len(incoming) - duplicates,
                               "duplicates": duplicates})

@@ -13,6 +13,8 @@ from starlette.responses import Response
 from edge.http.common import json_response, require_scope
 from edge.http.errors import error_response
 from edge.http.state import EdgeState
+from edge.ingest.auth import Caller
+from edge.ingest.location import locate, shops_of
 from edge.pipeline.delivery import profile_from
 from edge.store import destinations
 from edge.store.journeys import StoredJourneys
@@ -27,15 +29,16 @@ def identifier_of(raw: str) -> str:
     return raw if sep and kind in IDENTIFIER_KINDS else f"user:{raw}"
 
 
-def _authorize(request: Request, state: EdgeState, scope: str) -> None:
+def _authorize(request: Request, state: EdgeState, scope: str) -> Caller:
     caller = state.keyring.authenticate(request.headers.get("authorization"))
     require_scope(caller, scope)
+    return caller
 
 
 async def get_profile(request: Request) -> Response:
     """The person's profile, identities, segments and aggregates."""
     state: EdgeState = request.app.state.edge
-    _authorize(request, state, "profiles:read")
+    caller = _authorize(request, state, "profiles:read")
     identifier = identifier_of(request.path_params["profile_id"])
     layout = state.rulebook.active.layout
     now = state.pipeline.clock.now_ms()
@@ -43,6 +46,7 @@ async def get_profile(request: Request) -> Response:
     if reply is None:
         return error_response(404, "not_found", "no profile for this identifier", field="id")
     profile = profile_from(reply, layout)
+    locate(profile, shops_of(caller.site), now)  # as rules read it: the shop's name, open now
     profile["identities"] = await state.store.identifiers(profile["id"])
     profile["journeys"] = journeys_view(await state.journey_store.read(profile["id"]))
     return json_response(profile)

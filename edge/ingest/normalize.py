@@ -16,10 +16,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from edge.ingest import channels, consent, ecommerce, engagement
+import orjson
+
+from edge.ingest import channels, consent, ecommerce, engagement, location
 from edge.ingest.auth import Caller, verify_user_hash
 from edge.runtime.config import Limits
 from edge.ingest.wire import EVENT_TYPES, INT_RANGE_REASON, LARGEST_INT, SMALLEST_INT, Event, InputError
+from edge.store.streams import IMPORTED
 
 SET_ONCE_KEY = "$set_once"
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f]")
@@ -47,6 +50,8 @@ class Incoming:
     purchased: list[str] = field(default_factory=list)  # product ids of a completed order
     consent: list[consent.ConsentChange] = field(default_factory=list)
     engagement: engagement.Engagement | None = None
+    location: str = ""                 # where the event places the person (JSON), to store
+    shops: tuple[Any, ...] = ()        # the site's shops (rules.geo.Shop), for `location`
 
 
 def to_ms(moment: datetime) -> int:
@@ -162,7 +167,10 @@ def event_time(event: Event, received_ms: int) -> int:
 
 def normalize(event: Event, caller: Caller, limits: Limits, received_ms: int,
               path: str = "", forced_type: str | None = None,
-              batch_sent_at: datetime | None = None) -> Incoming:
+              batch_sent_at: datetime | None = None, imported: bool = False) -> Incoming:
+    """`imported`: history loaded by `kairos import events` (edge/pipeline/importer.py),
+    marked so on the event: nothing is delivered of it and no journey runs for it. Only
+    the importer passes it; no field of a request can set it."""
     prefix = f"{path}." if path else ""
     kind = forced_type or event.type
     if kind is None:
@@ -263,9 +271,15 @@ def normalize(event: Event, caller: Caller, limits: Limits, received_ms: int,
         normalized["groupId"] = group_id
     if claim is not None:
         normalized["unverifiedUserId"] = claim
+    if imported:
+        normalized[IMPORTED] = True
 
     incoming = Incoming(event=normalized, message_id=message_id, ts_ms=ts, primary=primary,
-                        links=links, user_id=verified_user, merge_from=merge_from, claim=claim)
+                        links=links, user_id=verified_user, merge_from=merge_from, claim=claim,
+                        shops=location.shops_of(caller.site))
+    placed = location.location_of(normalized, incoming.shops, ts)
+    if placed is not None:
+        incoming.location = orjson.dumps(placed).decode()
     # Segment's spec lets any call carry the person's traits in context.traits (some
     # SDKs send an identify's traits only there): they count as the person's traits,
     # except where the identify's own `traits` say otherwise.

@@ -9,7 +9,9 @@ happen.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +22,7 @@ from edge.ingest.auth import Caller
 from edge.runtime.clock import SystemClock
 from edge.catalog.lists import CATALOG_NAMES, catalog_variables
 from edge.ingest.context import build_context
+from edge.ingest.location import locate
 from edge.pipeline.delivery import local_hour, person_for, profile_from
 from edge.runtime.metrics import Metrics
 from edge.ingest.normalize import Incoming
@@ -73,7 +76,8 @@ def event_write(incoming: Incoming, now_ms: int) -> EventArgs:
         payload=orjson.dumps(incoming.event).decode(),
         traits_set=flat_json(incoming.traits_set), traits_set_once=flat_json(incoming.traits_set_once),
         traits_unset=incoming.traits_unset, recent_product=incoming.product,
-        recent_category=incoming.category, unverified_claim=incoming.claim or "")
+        recent_category=incoming.category, unverified_claim=incoming.claim or "",
+        location=incoming.location)
     cart = incoming.cart
     if cart is not None:
         write.cart_op, write.cart_product = cart.op, cart.product_id
@@ -111,6 +115,23 @@ class Pipeline:
                                       context, now)
         return Outcome(rendered.answer(decision.segments), applied.duplicate, profile["id"])
 
+    async def handle_each(self, items: Sequence[Incoming], caller: Caller,
+                          request: RequestInfo) -> int:
+        """The events of a batch (`/v1/batch`, an import), answered with no decisions: each
+        person's in the order given, people side by side. Returns how many were duplicates."""
+        by_person: dict[str, list[Incoming]] = defaultdict(list)
+        for item in items:
+            by_person[item.primary].append(item)
+
+        async def run(person: list[Incoming]) -> int:
+            duplicates = 0
+            for item in person:
+                outcome = await self.handle(item, caller, request, answered=False)
+                duplicates += outcome.duplicate
+            return duplicates
+
+        return sum(await asyncio.gather(*(run(person) for person in by_person.values())))
+
     # -- the stages ----------------------------------------------------------------------------
 
     async def apply(self, incoming: Incoming, active: ActiveRules, now: int) -> Applied:
@@ -131,7 +152,7 @@ class Pipeline:
                 reread = await self.store.read(incoming.primary, layout, now)
                 if reread is not None:
                     reply = reread
-        return Applied(status == "dup", self._profile(reply, layout, incoming))
+        return Applied(status == "dup", self._profile(reply, layout, incoming, now))
 
     async def try_apply(self, identifier: str, incoming: Incoming, active: ActiveRules,
                         now: int) -> Applied | None:
@@ -142,7 +163,7 @@ class Pipeline:
                                            self._updates(incoming, active))
         if reply is None:
             return None
-        return Applied(False, self._profile(reply, active.layout, incoming))
+        return Applied(False, self._profile(reply, active.layout, incoming, now))
 
     async def choose(self, ruleset: Any, event: dict[str, Any], profile: dict[str, Any],
                      context: dict[str, Any], now: int, site: Any,
@@ -207,8 +228,9 @@ class Pipeline:
         return updates
 
     @staticmethod
-    def _profile(reply: list[Any], layout: Any, incoming: Incoming) -> dict[str, Any]:
+    def _profile(reply: list[Any], layout: Any, incoming: Incoming, now: int) -> dict[str, Any]:
         profile = profile_from(reply, layout)
+        locate(profile, incoming.shops, now)  # the location as rules read it: its shop now
         if incoming.consent:
             # The answers given with this event count for this event's decision.
             overlay_consent(profile, incoming.consent, incoming.ts_ms)
@@ -220,13 +242,17 @@ class Pipeline:
         """Conditions, then arbitration: pure, so /v1/explain can run it without writing.
 
         An event whose answer nobody sees (batched, or a retry of one already
-        answered) reaches the person only by the channels that deliver later.
+        answered) reaches the person only by the channels that deliver later. An
+        imported one is history and reaches them by none: only the rules that set
+        traits or tags, and deliver nothing, fire for it.
         """
         decision = ruleset.decide(event, profile, context, now)
         if not decision.candidates:
             return decision, Selection(decision.segments)
         person = person_for(profile, context.get("timezone"), now, site.consent_defaults)
-        if not answered:
+        if event.get(streams.IMPORTED):
+            person.reachable = frozenset()
+        elif not answered:
             person.reachable = person.reachable - ANSWER_CHANNELS
         return decision, ruleset.arbiter.select(decision.segments, decision.candidates, person)
 
@@ -278,7 +304,7 @@ class Pipeline:
             left = sorted(set(profile["segments"]) - set(decision.segments))
             write.records.append((0, streams.SegmentChange(
                 profile_id=profile["id"], message_id=streams.new_message_id(), timestamp=now,
-                entered=entered, left=left)))
+                entered=entered, left=left, imported=bool(incoming.event.get(streams.IMPORTED)))))
         traits, tags = selection.traits_and_tags()
         if tags:
             merged = list(dict.fromkeys([*profile["tags"], *tags]))

@@ -28,6 +28,21 @@ CONSENT_NAMES = (*PURPOSES, *CHANNELS)
 CONFIG_FILE_NAME = "kairos.yaml"
 
 
+class ShopSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # A shop as a geofence (rules/geo.py, edge/ingest/location.py): an app event whose
+    # context.location lies within `radius` metres of its point, or a `Hotspot Login`
+    # naming one of its hotspots, places the person in it.
+    latitude: float
+    longitude: float
+    radius: float                   # metres
+    # per day, on the shop's clock: {mon-fri: "09:00-19:00", sat: "10:00-14:00"}
+    # (rules/opening_hours.py); days not named are closed
+    hours: dict[str, str | list[str]]
+    name: str = ""
+    timezone: str = ""              # an IANA zone; "": the site's
+    hotspots: list[str] = []        # Wi-Fi network names or hotspot device ids
+
+
 class Site(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     name: str = ""
     write_keys: list[str] = []
@@ -46,6 +61,8 @@ class Site(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     consent_defaults: dict[str, bool] = {}
     # The sender of the site's email, "Name <address>".
     email_from: str = ""
+    # The site's shops as geofences, by id (for geo offers, docs/scenarios.md).
+    shops: dict[str, ShopSettings] = {}
 
 
 class SecretKey(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -236,6 +253,7 @@ class AudienceSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # sends what changed since the last one: the people who joined, the people who left.
     segment: str
     format: str                     # google | meta
+    stored: bool = False            # the segment is a stored one (kairos lookalike), not the rules'
     site: str = ""                  # whose consent defaults apply ("": the first site)
     consent: tuple[str, ...] = ("advertising",)  # each must be granted to be exported
     every_s: int = 0                # 0: only when asked (kairos export audience)
@@ -405,6 +423,7 @@ def validate(settings: Settings) -> list[tuple[SettingPath, str]]:
     problems += delivery_problems(settings, os.environ)
     problems += audience_problems(settings, os.environ)
     problems += destination_problems(settings, os.environ)
+    problems += shop_problems(settings)
     return problems
 
 
@@ -430,6 +449,54 @@ def destination_problems(settings: Settings, environ: Mapping[str, str]
                 parse_checked(destination.when, roots=frozenset({"event"}))
             except ExpressionInvalid as exc:
                 problems.append(((*where, "when"), f"{exc} (a condition on the event only)"))
+    return problems
+
+
+# A fence wider than a town is a slip of units (kilometres for metres).
+MAX_SHOP_RADIUS_M = 50_000
+
+
+def shop_problems(settings: Settings) -> list[tuple[SettingPath, str]]:
+    """Each site's shops: a point on the Earth, a radius, opening hours that parse, a
+    zone that exists, and hotspots that name one shop each."""
+    from zoneinfo import available_timezones
+
+    from rules.opening_hours import parse_opening_hours
+    from rules.runtime import ANY_SHOP
+
+    problems: list[tuple[SettingPath, str]] = []
+    for site_id, site in settings.sites.items():
+        hotspot_of: dict[str, str] = {}
+        for shop_id, shop in site.shops.items():
+            where = ("sites", site_id, "shops", shop_id)
+            problems += _name_problems(where, "rules name it, as near(\"<id>\")")
+            if shop_id == ANY_SHOP:
+                problems.append((where, f"{ANY_SHOP!r} is not a shop id: near(\"any\") means "
+                                        "any shop"))
+            if not -90 <= shop.latitude <= 90:
+                problems.append(((*where, "latitude"), "must be a latitude, -90 to 90 degrees"))
+            if not -180 <= shop.longitude <= 180:
+                problems.append(((*where, "longitude"),
+                                 "must be a longitude, -180 to 180 degrees"))
+            if not 0 < shop.radius <= MAX_SHOP_RADIUS_M:
+                problems.append(((*where, "radius"), "must be more than 0 metres and at most "
+                                                     f"{MAX_SHOP_RADIUS_M:,}"))
+            if shop.timezone and shop.timezone not in available_timezones():
+                problems.append(((*where, "timezone"),
+                                 f"unknown time zone {shop.timezone!r}: expected an IANA "
+                                 "name such as Europe/Prague"))
+            if not shop.hours:
+                problems.append(((*where, "hours"), 'needs the opening hours, e.g. '
+                                                    'mon-fri: "09:00-18:00"'))
+            for key, message in parse_opening_hours(shop.hours)[1]:
+                problems.append(((*where, "hours", key), message))
+            for index, hotspot in enumerate(shop.hotspots):
+                if not hotspot.strip():
+                    problems.append(((*where, "hotspots", index), "must not be empty"))
+                elif hotspot in hotspot_of:
+                    problems.append(((*where, "hotspots", index),
+                                     f"{hotspot!r} is already a hotspot of {hotspot_of[hotspot]!r}"))
+                hotspot_of.setdefault(hotspot, shop_id)
     return problems
 
 

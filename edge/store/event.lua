@@ -59,7 +59,7 @@ end
 local event, updates, limits, aggregates, signature = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local mode, primary, now_text, ts_text, message_id, payload, traits_set, traits_set_once,
       traits_unset, recent_product, recent_category, cart_op, cart_product, cart_item,
-      cart_quantity, unverified_claim = elements(event)
+      cart_quantity, unverified_claim, location = elements(event)
 local trying = mode == 'try'
 -- the keys this script works on: the profile's own, or a try's scratch copies
 local K = KEYS
@@ -80,7 +80,7 @@ local FOREVER = 2 ^ 52
 
 -- every field of the profile hash this script uses, in one read
 local f = redis.call('HMGET', KEYS[1], '->', 'id', 'fs', 'ls', 'v', 'n', 'uid', 'sg', 'tg',
-                     'cu', 'claim', 'dl', 'xp', 'g')
+                     'cu', 'claim', 'dl', 'xp', 'g', 'loc')
 if f[1] then return {'moved', f[1]} end
 local exists = f[2] ~= false
 if not exists then
@@ -145,8 +145,8 @@ if mode == 'event' and message_id ~= '' then
 end
 
 -- the profile fields as they will be after this event; written with one HSET
-local id, fs, ls, visits, events, uid, cu, claim, xp =
-  f[2], f[3], f[4], f[5], f[6], f[7], f[10], f[11], f[13]
+local id, fs, ls, visits, events, uid, cu, claim, xp, loc =
+  f[2], f[3], f[4], f[5], f[6], f[7], f[10], f[11], f[13], f[15]
 local writes = {}
 local made = {}  -- keys this event brought into being (they need the profile's expiry)
 
@@ -190,6 +190,12 @@ if mode ~= 'read' and status == 'ok' then
   if unverified_claim ~= '' then
     claim = unverified_claim
     writes[#writes + 1], writes[#writes + 2] = 'claim', claim
+  end
+  -- the newest location by event time: a late (replayed, batched) event's older
+  -- location does not replace it; its "at" is the event's time
+  if location ~= '' and (not loc or cjson.decode(loc).at <= ts) then
+    loc = location
+    writes[#writes + 1], writes[#writes + 2] = 'loc', loc
   end
 
   -- recently viewed, newest first, without repeats
@@ -386,7 +392,7 @@ end
 
 local sg, tg, dl = f[8], f[9], f[12]
 local profile = {id or '', fs or '', ls or '', visits or '', events or '', uid or '', sg or '',
-                 tg or '', cu or '', claim or '', dl or ''}
+                 tg or '', cu or '', claim or '', dl or '', loc or ''}
 local traits_flat, cart_flat = redis.call('HGETALL', traits), redis.call('HGETALL', cart)
 local recent_products = redis.call('LRANGE', rp, '0', '-1')
 local recent_categories = redis.call('LRANGE', rc, '0', '-1')

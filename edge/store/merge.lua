@@ -42,6 +42,11 @@ redis.call('HSET', T[1], 'fs', math.min(num(s[1]), num(t[1])), 'ls', math.max(nu
 if not t[5] and s[5] then redis.call('HSET', T[1], 'uid', s[5]) end
 if s[6] and num(s[6]) > num(t[6]) then redis.call('HSET', T[1], 'cu', s[6]) end
 if s[8] and not t[8] then redis.call('HSET', T[1], 'claim', s[8]) end
+-- the newer location stays (edge/ingest/location.py)
+local s_loc, t_loc = redis.call('HGET', S[1], 'loc'), redis.call('HGET', T[1], 'loc')
+if s_loc and (not t_loc or cjson.decode(s_loc).at > cjson.decode(t_loc).at) then
+  redis.call('HSET', T[1], 'loc', s_loc)
+end
 if s[7] then
   local tags, seen_tag = {}, {}
   for _, list in ipairs({t[7] or '[]', s[7]}) do

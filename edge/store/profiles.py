@@ -503,6 +503,8 @@ def decode_snapshot(reply: list[Any], layout: AggregateLayout) -> dict[str, Any]
         "user_id": uid.decode() if uid else None,
         "unverified_claim": claim.decode() if claim else None,
         "delivery_state": decode_delivery_state(fields.dl),
+        # the newest location an event gave (edge/ingest/location.py), or None
+        "location": orjson.loads(fields.loc) if fields.loc else None,
     }
 
 

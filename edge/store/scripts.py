@@ -108,6 +108,8 @@ class EventArgs(msgspec.Struct, array_like=True):
     cart_item: str = ""  # item JSON
     cart_quantity: int = 0
     unverified_claim: str = ""
+    # where the event places the person (JSON, edge/ingest/location.py); "" when nowhere
+    location: str = ""
 
 
 class AggregateUpdate(msgspec.Struct, array_like=True):
@@ -161,6 +163,7 @@ class ProfileFields(msgspec.Struct, array_like=True):
     cu: bytes  # cart updated ms
     claim: bytes  # unverified identity claim
     dl: bytes  # delivery state (msgpack; JSON where not rewritten since)
+    loc: bytes  # the newest location (JSON: latitude, longitude, at, shop, source)
 
 
 class Snapshot(msgspec.Struct, array_like=True):

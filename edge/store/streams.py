@@ -20,6 +20,12 @@ kind). A client's own "Experiment Viewed" is an event like any other: only `k`
 makes a record the edge's. The event and effects scripts and catalog_put.lua
 write entries in this layout (tests/test_script_contracts.py checks their XADDs);
 every reader decodes them with `decode`.
+
+History loaded by `kairos import events` is marked: its events carry `imported: true`
+at the top of `e` (normalize sets it only for the importer; no field of the HTTP API
+reaches it), and so do the segment changes its decisions made (`imported` among the
+properties). They stay on the stream for every reader; the automation worker starts,
+ends and advances no journey for them (edge/worker/runner.py).
 """
 
 from __future__ import annotations
@@ -53,6 +59,10 @@ BACK_IN_STOCK = "product_back_in_stock"
 
 _LIBRARY = {"library": {"name": "kairos-edge"}}
 
+# the top-level field of an imported event's `e`, and the property of a segment change
+# its decision made
+IMPORTED = "imported"
+
 
 class Event(msgspec.Struct, frozen=True):
     """An accepted event, as normalize made it."""
@@ -67,6 +77,11 @@ class Event(msgspec.Struct, frozen=True):
     @property
     def name(self) -> str | None:
         return self.event.get("event")
+
+    @property
+    def imported(self) -> bool:
+        """History loaded by `kairos import events`, not an event happening now."""
+        return self.event.get(IMPORTED) is True
 
 
 class Exposure(msgspec.Struct, frozen=True, kw_only=True):
@@ -142,6 +157,7 @@ class SegmentChange(msgspec.Struct, frozen=True, kw_only=True):
     timestamp: int
     entered: list[str] = []
     left: list[str] = []
+    imported: bool = False  # made by an imported event: history, not a change happening now
 
 
 Record = Union[Event, Exposure, OutboundMessage, CatalogChange, Enrollment, SegmentChange]
@@ -168,6 +184,8 @@ def event_json(record: Exposure | OutboundMessage | CatalogChange | Enrollment |
         return _catalog_change_json(record)
     if isinstance(record, SegmentChange):
         name, properties = SEGMENTS_CHANGED, {"entered": record.entered, "left": record.left}
+        if record.imported:
+            properties[IMPORTED] = True
     elif isinstance(record, Enrollment):
         name, properties = ENROLLMENT_REQUESTED, {
             "journey": record.journey, "idempotency_key": record.idempotency_key,

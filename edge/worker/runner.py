@@ -27,10 +27,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from edge.ingest.location import locate, shops_of
+from edge.catalog.lists import catalog_variables
 from edge.pipeline.delivery import person_for, profile_from
 from edge.pipeline.rulebook import Rulebook
 from edge.runtime.config import Settings
 from edge.store import streams
+from edge.store.catalog import CatalogStore
 from edge.store.journeys import (JourneyStore, StoredJourneys, commit_for, parse_member,
                                  timer_member)
 from edge.store.profiles import OutcomeWrite, ProfileStore
@@ -62,8 +65,10 @@ class Counters:
 class JourneyRunner:
     def __init__(self, settings: Settings, profiles: ProfileStore, journeys: JourneyStore,
                  timers: TimerStore, rulebook: Rulebook, book: Callable[[], JourneyBook],
-                 clock: Any, paused: Callable[[], frozenset[str]] = frozenset) -> None:
+                 clock: Any, paused: Callable[[], frozenset[str]] = frozenset,
+                 catalog: CatalogStore | None = None) -> None:
         self.settings = settings
+        self.catalog = catalog  # for messages that show catalog lists
         self.profiles = profiles
         self.journeys = journeys
         self.timers = timers
@@ -84,6 +89,13 @@ class JourneyRunner:
     async def on_event(self, record: streams.Event, stored: StoredJourneys | None = None) -> None:
         """An accepted event of a person: goals, exits, waits for it, entries, inactivity."""
         self.counters.events += 1
+        if record.imported:
+            # History (`kairos import events`): what it would have started, ended or
+            # reached happened back then, or never will. It enters no journey, ends no
+            # run (exit, goal), satisfies no wait, arms no inactivity timer (a timer keeps
+            # the newest event's time, and history imported after newer events would pull
+            # it earlier) and counts as no recent view for catalog entries.
+            return
         event = record.event
         book = self.book()
         product = book.records_views(event)
@@ -134,8 +146,8 @@ class JourneyRunner:
     async def on_segments(self, record: streams.SegmentChange) -> None:
         """The person entered or left segments (the edge's record of it)."""
         book = self.book()
-        if not book.by_segment:
-            return
+        if not book.by_segment or record.imported:
+            return  # an imported event's change is history, as the event itself
         await self.apply(record.profile_id, f"s:{record.message_id}", self._default_site,
                          lambda state, facts, now: book.on_segments(
                              state, record.entered, record.left, facts, now, self.paused()))
@@ -186,6 +198,8 @@ class JourneyRunner:
             change = compute(stored.state, facts, now)
             if not change:
                 return "unchanged"
+            if await self.read_catalog(change, facts):  # its messages name catalog lists
+                change = compute(stored.state, facts, now)
             outcome = self.outcome(profile_id, change, facts, now)
             status, moved = await self.profiles.commit_journeys(
                 profile_id, outcome, commit_for(stored, stimulus, change))
@@ -214,12 +228,39 @@ class JourneyRunner:
             return None
         profile = profile_from(reply, active.layout)
         site = self.settings.sites.get(site_name) or next(iter(self.settings.sites.values()))
+        locate(profile, shops_of(site), now)  # the location as conditions read it: its shop now
         zone = profile["traits"].get("timezone")
         zone = zone if isinstance(zone, str) else site.timezone
         locale = profile["traits"].get("locale")
         person = person_for(profile, zone, now, site.consent_defaults)
         return Facts(profile, person, zone, active.ruleset.arbiter.checks,
                      locale if isinstance(locale, str) else None)
+
+    async def read_catalog(self, change: Change, facts: Facts) -> bool:
+        """Puts the catalog lists that the change's messages read into the profile (once),
+        so the change is computed again with them: True if it must be. Fetched only for
+        a send of a journey that names one, not for every stimulus."""
+        if self.catalog is None or "catalog" in facts.profile:
+            return False
+        book = self.book()
+        needed: set[str] = set()
+        bought: list[str] = []
+        for effect in change.effects:
+            if not isinstance(effect, (SendEffect, WebhookEffect)):
+                continue
+            run = next((r for r in change.runs.values() if r.id == effect.run), None)
+            journey = (book.version_of(run) if run is not None else None) \
+                or book.current.get(effect.journey)
+            if journey is None or not journey.catalog_lists:
+                continue
+            needed |= journey.catalog_lists
+            if run is not None:
+                bought += _products_of(run.data)
+        if not needed:
+            return False
+        facts.profile["catalog"] = await catalog_variables(self.catalog, facts.profile, needed,
+                                                           bought)
+        return True
 
     def outcome(self, profile_id: str, change: Change, facts: Facts, now: int) -> OutcomeWrite:
         """The change's effects as the effects script writes them."""
@@ -293,6 +334,16 @@ class JourneyRunner:
                 self._timer_writes = writes.then(self._timer_writes)  # kept for the next try
                 self._counts.update(counts)
                 raise
+
+
+def _products_of(data: Mapping[str, Any]) -> list[str]:
+    """The product ids of an entry event's properties: an order's products, or one product."""
+    products = data.get("products")
+    if isinstance(products, list):
+        return [str(p["product_id"]) for p in products
+                if isinstance(p, dict) and isinstance(p.get("product_id"), (str, int))]
+    product = data.get("product_id")
+    return [str(product)] if isinstance(product, (str, int)) else []
 
 
 def _event_time(event: Mapping[str, Any]) -> int:

@@ -32,6 +32,7 @@ from edge.pipeline.journeybook import Journeys
 from edge.pipeline.rulebook import Rulebook
 from edge.runtime.config import Settings
 from edge.store import streams
+from edge.store.catalog import CatalogStore
 from edge.store.journeys import JourneyStore, parse_member
 from edge.store.profiles import ProfileStore
 from edge.store.timers import Timer, TimerStore
@@ -87,7 +88,7 @@ class Worker:
         self._paused: frozenset[str] = frozenset()
         self.runner = JourneyRunner(settings, self.profiles, self.journey_store, self.timers,
                                     self.rulebook, lambda: self.journeys.book, clock,
-                                    lambda: self._paused)
+                                    lambda: self._paused, CatalogStore(self.client, settings, clock))
         self.consumer = StreamConsumer(self.client, settings.stream.key, automation.group,
                                        self.name, automation.visibility_ms, automation.batch,
                                        start="$" if automation.start == "new" else "0")

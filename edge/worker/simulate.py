@@ -91,6 +91,7 @@ class Recorded:
     # a product's price drop or return to stock, as the live stream recorded it: it
     # enrols the product's recent viewers in the catalog entries
     change: streams.CatalogChange | None = None
+    imported: bool = False           # history `kairos import events` loaded: replayed as such
 
 
 def parse_moment(text: str, zone_name: str, what: str, end_of_day: bool = False) -> int:
@@ -222,7 +223,8 @@ def events_from_stream(redis_url: str, stream_key: str, start_ms: int, end_ms: i
                     continue
                 site = normalized.get("site")
                 found.append(Recorded(at, event, where, record.profile_id or None,
-                                      site if isinstance(site, str) else None))
+                                      site if isinstance(site, str) else None,
+                                      imported=record.imported))
             if len(page) < STREAM_PAGE:
                 break
             low = "(" + page[-1][0].decode()
@@ -454,7 +456,8 @@ class _Replay:
         caller = self.caller(recorded.site)
         try:
             incoming = normalize(msgspec.structs.replace(recorded.event), caller,
-                                 self.settings.limits, self.clock.now_ms())
+                                 self.settings.limits, self.clock.now_ms(),
+                                 imported=recorded.imported)
         except InputError as error:
             return f"{recorded.source}: {error}"
         if recorded.profile_id:
